@@ -1,0 +1,100 @@
+"""The store's tables. Secrets live only in `Connection.secrets_encrypted` (Fernet)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Connection(SQLModel, table=True):
+    __tablename__ = "connections"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=50)
+    auth_type: str = Field(max_length=16)  # none | basic | custom
+    # Non-secret parameters: username, auth URL, header names, token path, header template.
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    secrets_encrypted: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Feed(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=50)
+    connection_id: Optional[int] = Field(default=None, foreign_key="connections.id")
+    script: str = Field(sa_column=Column(Text, nullable=False))
+    dependencies: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    load_type: str = Field(default="incremental", max_length=32)
+    primary_key: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    destinations: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    trigger: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    tags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    paused: bool = False
+    timeout_s: Optional[int] = None
+    memory_limit_mb: Optional[int] = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True, max_length=32)
+    feed_id: Optional[int] = Field(default=None, index=True)
+    feed_name: str = Field(index=True, max_length=50)
+    kind: str = Field(default="run", max_length=8)  # run | test
+    trigger: str = Field(default="manual", max_length=32)
+    status: str = Field(default="queued", index=True, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = None
+    loading_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    records_written: int = 0
+    records_loaded: int = 0
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    error_line: Optional[int] = None
+    log_path: Optional[str] = None
+    state_before: Optional[dict] = Field(default=None, sa_column=Column(JSON))
+    state_after: Optional[dict] = Field(default=None, sa_column=Column(JSON))
+    destination_results: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    trigger_payload: Optional[dict] = Field(default=None, sa_column=Column(JSON))
+    cancel_requested: bool = False
+    worker: Optional[str] = Field(default=None, max_length=128)  # host:pid running it
+    attempt: int = 1
+    parent_run_id: Optional[str] = Field(default=None, max_length=32)
+
+
+class ActiveRun(SQLModel, table=True):
+    """One row per feed with a run in progress: the primary key makes 'one active run per
+    feed' hold even when two processes start a run at the same moment."""
+
+    __tablename__ = "active_runs"
+
+    feed_id: int = Field(primary_key=True)
+    run_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FeedState(SQLModel, table=True):
+    """The feed's metadata history: one row per successful run that committed a state
+    (or per reset). The feed's current state is its newest row."""
+
+    __tablename__ = "feed_states"
+    __table_args__ = (UniqueConstraint("feed_id", "run_id", name="uq_feed_state_run"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    feed_id: int = Field(index=True)
+    run_id: Optional[str] = Field(default=None, max_length=32)
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reason: str = Field(default="run", max_length=16)  # run | reset | import
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,74 @@
+"""Settings read from the environment, with embedded defaults that work out of the box.
+
+Everything lives under one data dir (default ./data): the SQLite store, the DuckDB warehouse,
+run logs, work dirs and dependency environments. Settings are read fresh on each call so that
+tests (and a user changing the environment) never see a stale copy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    runner: str = "subprocess"
+    warehouse: str = "local"
+    duckdb_path: Path = field(default=Path("data/warehouse.duckdb"))
+    parquet_dir: Path = field(default=Path("data/parquet"))
+    test_timeout_s: int = 120
+    run_timeout_s: int = 3600
+    memory_limit_mb: int = 2048
+    preview_records: int = 10
+    demo_api_port: int = 8765
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def work_root(self) -> Path:
+        return self.data_dir / "work"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.data_dir / "envs"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def get_settings() -> Settings:
+    data_dir = Path(os.environ.get("TRIBUTARY_DATA_DIR", "data")).resolve()
+    database_url = os.environ.get("TRIBUTARY_DATABASE_URL") or f"sqlite:///{data_dir / 'tributary.db'}"
+    duckdb_path = Path(os.environ.get("TRIBUTARY_DUCKDB_PATH") or data_dir / "warehouse.duckdb")
+    parquet_dir = Path(os.environ.get("TRIBUTARY_PARQUET_DIR") or data_dir / "parquet")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        runner=os.environ.get("TRIBUTARY_RUNNER", "subprocess"),
+        warehouse=os.environ.get("TRIBUTARY_WAREHOUSE", "local"),
+        duckdb_path=duckdb_path.resolve(),
+        parquet_dir=parquet_dir.resolve(),
+        test_timeout_s=_env_int("TRIBUTARY_TEST_TIMEOUT_S", 120),
+        run_timeout_s=_env_int("TRIBUTARY_RUN_TIMEOUT_S", 3600),
+        memory_limit_mb=_env_int("TRIBUTARY_MEMORY_LIMIT_MB", 2048),
+        demo_api_port=_env_int("TRIBUTARY_DEMO_API_PORT", 8765),
+    )

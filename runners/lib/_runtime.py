@@ -1,0 +1,199 @@
+"""State of one script execution: the record spool, the metadata, the trigger, log masking.
+
+Records go straight to JSON-lines files on disk in rotated parts, so a script can write
+millions of records without the sandbox (or the app) holding them in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import json
+import logging
+import os
+import sys
+import uuid
+
+try:  # orjson is several times faster; the standard library is the fallback.
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the sandbox image
+    _orjson = None
+
+WORK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(WORK_DIR, "out")
+SPOOL_DIR = os.path.join(OUT_DIR, "spool")
+RECORDS_PER_PART = 100_000
+
+
+class PreviewComplete(BaseException):
+    """Raised inside outputStream.write once a test has enough records. A BaseException so
+    that a script's own `except Exception` does not swallow it."""
+
+
+def _load_input() -> dict:
+    path = os.path.join(WORK_DIR, "input.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+_INPUT = _load_input()
+
+
+def _default(value):
+    """Types that have an obvious JSON text form; anything else is the script's mistake."""
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+if _orjson is not None:
+    _OPTIONS = _orjson.OPT_NON_STR_KEYS | _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_APPEND_NEWLINE
+
+    def dumps_line(obj) -> bytes:
+        return _orjson.dumps(obj, default=_default, option=_OPTIONS)
+
+else:  # pragma: no cover
+
+    def dumps_line(obj) -> bytes:
+        return (json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+class OutputStream:
+    """`outputStream.write(record)`: one JSON object per call, appended to the spool."""
+
+    def __init__(self, record_limit: int | None):
+        self.count = 0
+        self._limit = record_limit
+        self._part = -1
+        self._in_part = 0
+        self._file = None
+
+    def _rotate(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._part += 1
+        self._in_part = 0
+        os.makedirs(SPOOL_DIR, exist_ok=True)
+        path = os.path.join(SPOOL_DIR, f"part-{self._part:05d}.jsonl")
+        self._file = open(path, "wb", buffering=1 << 20)
+
+    def write(self, record) -> None:
+        if self._limit is not None and self.count >= self._limit:
+            raise PreviewComplete()
+        if not isinstance(record, dict):
+            raise TypeError(
+                f"outputStream.write() takes a JSON object (dict); record #{self.count + 1} "
+                f"is a {_type_name(record)}"
+            )
+        try:
+            line = dumps_line(record)
+        except TypeError as exc:
+            raise TypeError(f"record #{self.count + 1} cannot be written as JSON: {exc}") from None
+        if self._file is None or self._in_part >= RECORDS_PER_PART:
+            self._rotate()
+        self._file.write(line)
+        self._in_part += 1
+        self.count += 1
+        if self._limit is not None and self.count >= self._limit:
+            raise PreviewComplete()
+
+    def write_many(self, records) -> None:
+        """Batch form of write(): same checks, one call for many records."""
+        for record in records:
+            self.write(record)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Metadata(dict):
+    """The feed's state from its last successful run (`{}` at first). `save(obj)` replaces
+    the state that this run will commit, once its data is safely loaded."""
+
+    def save(self, obj) -> None:
+        if not isinstance(obj, dict):
+            raise TypeError(f"metadata.save() takes a JSON object (dict), got a {_type_name(obj)}")
+        try:
+            data = dumps_line(obj)
+        except TypeError as exc:
+            raise TypeError(f"metadata.save() got a value that cannot be written as JSON: {exc}") from None
+        os.makedirs(OUT_DIR, exist_ok=True)
+        tmp = os.path.join(OUT_DIR, "metadata.json.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, os.path.join(OUT_DIR, "metadata.json"))  # atomic: never half a state
+        self.clear()
+        self.update(json.loads(data))
+
+
+class Trigger:
+    """What started this run; `payload` is the webhook request's JSON body (or None)."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+
+class _MaskingStream:
+    """Replaces known secrets in everything the script prints. Secrets learnt at run time
+    (a Custom Auth token) are added with add_secret()."""
+
+    def __init__(self, stream, secrets: list[str]):
+        self._stream = stream
+        self.secrets = secrets
+
+    def write(self, text):
+        return self._stream.write(mask_text(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+_SECRETS = sorted((s for s in _INPUT.get("secrets") or [] if s), key=len, reverse=True)
+
+
+def add_secret(secret: str) -> None:
+    if secret and secret not in _SECRETS:
+        _SECRETS.append(secret)
+        _SECRETS.sort(key=len, reverse=True)
+
+
+def mask_text(text: str) -> str:
+    for secret in _SECRETS:
+        if secret and secret in text:
+            text = text.replace(secret, "****")
+    return text
+
+
+def install_masking() -> None:
+    sys.stdout = _MaskingStream(sys.stdout, _SECRETS)
+    sys.stderr = _MaskingStream(sys.stderr, _SECRETS)
+
+
+def _make_logger() -> logging.Logger:
+    log = logging.getLogger("feed")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
+outputStream = OutputStream(_INPUT.get("record_limit"))
+metadata = Metadata(_INPUT.get("metadata") or {})
+trigger = Trigger(_INPUT.get("trigger"))
+connection_config = _INPUT.get("connection")
+logger = _make_logger()

@@ -1,0 +1,35 @@
+"""Destinations by name, and which ones each warehouse setting offers (as in Peak: Redshift
+users get Redshift and S3, Snowflake users get Snowflake). Drivers load only when used."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from core.errors import TributaryError
+from storage.destinations.base import Destination
+
+DESTINATIONS = {
+    "duckdb": "storage.destinations.duckdb:DuckDBDestination",
+    "parquet": "storage.destinations.parquet:ParquetDestination",
+}
+
+WAREHOUSES = {
+    "local": ["duckdb", "parquet"],
+}
+
+
+def destinations_for_warehouse(warehouse: str) -> list[str]:
+    if warehouse not in WAREHOUSES:
+        raise TributaryError(f"warehouse: unknown warehouse {warehouse!r}; choose one of {', '.join(WAREHOUSES)}")
+    return list(WAREHOUSES[warehouse])
+
+
+def destination_class(name: str) -> type[Destination]:
+    if name not in DESTINATIONS:
+        raise TributaryError(f"destinations: unknown destination {name!r}; choose from {', '.join(DESTINATIONS)}")
+    module_name, _, class_name = DESTINATIONS[name].partition(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def get_destination(name: str, settings=None) -> Destination:
+    return destination_class(name)(settings)

@@ -1,0 +1,28 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+DEMO_HOST = "127.0.0.1:8765"
+
+
+def example(name: str, api_url: str) -> str:
+    """One of the bundled example scripts, pointed at a demo API started by the test."""
+    text = (EXAMPLES / name).read_text()
+    return text.replace(f"http://{DEMO_HOST}", api_url)
+
+
+def warehouse_rows(data_dir: Path, sql: str) -> list[tuple]:
+    path = data_dir / "warehouse.duckdb"
+    if not path.exists():
+        return []
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def table_exists(data_dir: Path, table: str) -> bool:
+    return bool(warehouse_rows(data_dir, f"SELECT 1 FROM information_schema.tables WHERE table_name = '{table}'"))
