@@ -7,9 +7,11 @@ from dataclasses import asdict, dataclass, field, fields
 import yaml
 from sqlmodel import select
 
+from core import scheduler
 from core.errors import Conflict, NotFound, ValidationError
-from core.models import ActiveRun, Connection, Feed, FeedState, utcnow
+from core.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
 from core.settings import get_settings
+from core.triggers import trigger_problems
 from core.validation import (
     LOAD_TYPES,
     dependency_problems,
@@ -46,6 +48,9 @@ class FeedSpec:
     tags: list[str] = field(default_factory=list)
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
+    retries: int = 0
+    retry_backoff_s: int = 60
+    max_rejected_ratio: float = 0.0
 
 
 def _destination_problems(destinations: list[str], load_type: str) -> list[tuple[str, str]]:
@@ -72,6 +77,13 @@ def validate_spec(spec: FeedSpec) -> None:
         problems.append(("timeout", "must be a positive number of seconds"))
     if spec.memory_limit_mb is not None and spec.memory_limit_mb < 64:
         problems.append(("memory limit", "must be at least 64 MB"))
+    if not 0 <= spec.retries <= 10:
+        problems.append(("retries", "must be between 0 and 10"))
+    if not 1 <= spec.retry_backoff_s <= 86400:
+        problems.append(("retry backoff", "must be between 1 second and 1 day"))
+    if not 0.0 <= spec.max_rejected_ratio <= 1.0:
+        problems.append(("failed row threshold", "must be a share between 0 and 1 (e.g. 0.05 for 5%)"))
+    problems += trigger_problems(spec.trigger)
     raise_if(problems)
 
 
@@ -102,6 +114,9 @@ def _apply(feed: Feed, spec: FeedSpec, connection_id: int | None) -> None:
     feed.tags = list(spec.tags)
     feed.timeout_s = spec.timeout_s
     feed.memory_limit_mb = spec.memory_limit_mb
+    feed.retries = spec.retries
+    feed.retry_backoff_s = spec.retry_backoff_s
+    feed.max_rejected_ratio = spec.max_rejected_ratio
     feed.updated_at = utcnow()
 
 
@@ -122,7 +137,8 @@ def create_feed(spec: FeedSpec) -> Feed:
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
         session.flush()
-        return feed
+    scheduler.sync_feed(feed.name)
+    return feed
 
 
 def edit_feed(name: str, /, **changes) -> Feed:
@@ -140,7 +156,8 @@ def edit_feed(name: str, /, **changes) -> Feed:
         feed = _get(session, name)
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
-        return feed
+    scheduler.sync_feed(name)
+    return feed
 
 
 def set_paused(name: str, paused: bool) -> Feed:
@@ -149,7 +166,8 @@ def set_paused(name: str, paused: bool) -> Feed:
         feed.paused = paused
         feed.updated_at = utcnow()
         session.add(feed)
-        return feed
+    scheduler.sync_feed(name)
+    return feed
 
 
 def delete_feed(name: str, drop_data: bool = False) -> None:
@@ -159,6 +177,9 @@ def delete_feed(name: str, drop_data: bool = False) -> None:
         if session.get(ActiveRun, feed.id):
             raise Conflict(f"feed {name!r} has a run in progress; cancel it first")
         destinations = list(feed.destinations)
+        slot = session.get(ScheduleSlot, feed.id)
+        if slot is not None:
+            session.delete(slot)
         for state in session.exec(select(FeedState).where(FeedState.feed_id == feed.id)).all():
             session.delete(state)
         session.delete(feed)
@@ -190,7 +211,8 @@ def spec_of(feed: Feed) -> FeedSpec:
         name=feed.name, script=feed.script, connection=connection_name(feed),
         dependencies=list(feed.dependencies), load_type=feed.load_type, primary_key=list(feed.primary_key),
         destinations=list(feed.destinations), trigger=dict(feed.trigger), tags=list(feed.tags),
-        timeout_s=feed.timeout_s, memory_limit_mb=feed.memory_limit_mb,
+        timeout_s=feed.timeout_s, memory_limit_mb=feed.memory_limit_mb, retries=feed.retries,
+        retry_backoff_s=feed.retry_backoff_s, max_rejected_ratio=feed.max_rejected_ratio,
     )
 
 

@@ -42,6 +42,10 @@ class Feed(SQLModel, table=True):
     paused: bool = False
     timeout_s: Optional[int] = None
     memory_limit_mb: Optional[int] = None
+    retries: int = 0  # extra attempts after a failed run
+    retry_backoff_s: int = 60  # wait before the first retry; doubles for each next one
+    max_rejected_ratio: float = 0.0  # share of rows a destination may reject before the run fails
+    webhook_token_hash: Optional[str] = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -72,6 +76,8 @@ class Run(SQLModel, table=True):
     worker: Optional[str] = Field(default=None, max_length=128)  # host:pid running it
     attempt: int = 1
     parent_run_id: Optional[str] = Field(default=None, max_length=32)
+    not_before: Optional[datetime] = None  # a retry waits until then
+    scheduled_for: Optional[datetime] = None  # the schedule fire this run answers
 
 
 class ActiveRun(SQLModel, table=True):
@@ -98,3 +104,47 @@ class FeedState(SQLModel, table=True):
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     reason: str = Field(default="run", max_length=16)  # run | reset | import
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ScheduleSlot(SQLModel, table=True):
+    """The next fire of a scheduled feed. Claiming a fire is a conditional update of this row
+    (only if next_fire_at still holds the fire's time), so one fire starts one run even when
+    several app processes share the store."""
+
+    __tablename__ = "schedules"
+
+    feed_id: int = Field(primary_key=True)
+    next_fire_at: Optional[datetime] = Field(default=None, index=True)  # None: nothing left to fire
+    last_fire_at: Optional[datetime] = None
+    last_outcome: Optional[str] = Field(default=None, max_length=200)  # started run id, or why skipped
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Watcher(SQLModel, table=True):
+    """Tells people or systems about a feed's runs: by email or by an HTTP POST."""
+
+    __tablename__ = "watchers"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    feed_id: int = Field(index=True)
+    events: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    channel: str = Field(max_length=16)  # email | webhook
+    target: str = Field(max_length=500)  # an address or a URL
+    longer_than_minutes: Optional[int] = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One notification of one watcher about one run, with its attempts."""
+
+    __tablename__ = "deliveries"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True, max_length=32)
+    watcher_id: int
+    event: str = Field(max_length=32)
+    status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

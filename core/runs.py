@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import select, update
 
+from core import events
 from core.connections import get_connection, get_connection_by_id, sandbox_material
 from core.errors import Conflict, NotFound, TributaryError, ValidationError
 from core.models import ActiveRun, Feed, FeedState, Run, utcnow
@@ -154,7 +155,8 @@ def _feed_by_name(session, name: str) -> Feed:
 
 
 def create_run(feed_name: str, trigger: str = "manual", payload: dict | None = None,
-               parent_run_id: str | None = None, attempt: int = 1) -> Run:
+               parent_run_id: str | None = None, attempt: int = 1, not_before: datetime | None = None,
+               scheduled_for: datetime | None = None) -> Run:
     """Queue a run, claiming the feed's single active-run slot (refused if taken)."""
     settings = get_settings()
     run_id = new_run_id()
@@ -168,7 +170,7 @@ def create_run(feed_name: str, trigger: str = "manual", payload: dict | None = N
             run = Run(
                 id=run_id, feed_id=feed.id, feed_name=feed.name, trigger=trigger,
                 log_path=str(settings.logs_dir / f"{run_id}.log"), parent_run_id=parent_run_id,
-                attempt=attempt, trigger_payload=payload,
+                attempt=attempt, trigger_payload=payload, not_before=not_before, scheduled_for=scheduled_for,
             )
             session.add(run)
             session.flush()
@@ -180,11 +182,14 @@ def create_run(feed_name: str, trigger: str = "manual", payload: dict | None = N
 
 def start_run(feed_name: str, trigger: str = "manual", payload: dict | None = None,
               wait: bool = False) -> Run:
-    """Queue a run and execute it: in this thread when wait=True, else in a background thread."""
+    """Queue a run and execute it: in this thread when wait=True, else through the dispatcher
+    (which keeps to the cap on concurrent runs)."""
     run = create_run(feed_name, trigger, payload)
     if wait:
         return execute_run(run.id)
-    threading.Thread(target=execute_run, args=(run.id,), name=f"run-{run.id}", daemon=True).start()
+    from core import dispatch
+
+    dispatch.submit(run.id)
     return run
 
 
@@ -198,14 +203,15 @@ def cancel_run(run_id: str) -> Run:
         if run.status in FINAL_STATUSES:
             raise Conflict(f"run {run_id} has already ended ({run.status})")
         run.cancel_requested = True
-        if run.status == "queued" and run.started_at is None:
+        cancelled_while_queued = run.status == "queued"
+        if cancelled_while_queued:
             _finish(session, run, "cancelled", "cancelled by a user before it started")
         session.add(run)
     with _handles_lock:
         handle = _handles.get(run_id)
     if handle is not None:
         handle.cancel()
-    return get_run(run_id)
+    return _finished(run_id) if cancelled_while_queued else get_run(run_id)
 
 
 # ---------------------------------------------------------------- executing
@@ -268,13 +274,22 @@ def _watch_for_cancel(run_id: str, handle, done: threading.Event) -> None:
             continue
 
 
+def _claim(run_id: str) -> bool:
+    """Move a queued run to running, unless another thread or process already did: the
+    conditional update makes each run execute exactly once."""
+    with session_scope() as session:
+        result = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == "queued", Run.cancel_requested.is_(False))
+            .values(status="running", started_at=utcnow(), worker=worker_id())
+        )
+        return result.rowcount == 1
+
+
 def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob]:
     with session_scope() as session:
         run = session.get(Run, run_id)
-        if run is None:
-            raise NotFound(f"run {run_id!r} does not exist")
         feed = session.get(Feed, run.feed_id)
-        run.status, run.started_at, run.worker = "running", utcnow(), worker_id()
         run.state_before = current_state_in(session, feed.id)
         session.add(run)
     conn = get_connection_by_id(feed.connection_id) if feed.connection_id else None
@@ -347,9 +362,13 @@ def execute_run(run_id: str) -> Run:
     """Execute a queued run to its end. Never raises for the run's own failures: they are
     recorded on the run."""
     settings = get_settings()
-    if _cancel_requested(run_id):
-        return get_run(run_id)
-    run, feed, job = _prepare(run_id, settings)
+    if not _claim(run_id):
+        return get_run(run_id)  # cancelled before it started, or executed elsewhere
+    try:
+        run, feed, job = _prepare(run_id, settings)
+    except Exception as exc:  # noqa: BLE001 - e.g. secrets that no longer decrypt
+        _fail(run_id, "failed", f"could not prepare the run: {exc}")
+        return _finished(run_id)
     log = _RunLog(Path(run.log_path))
     log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
     try:
@@ -358,11 +377,11 @@ def execute_run(run_id: str) -> Run:
             status = "cancelled" if outcome.status == "cancelled" else "failed"
             log.system(f"script {status}: {outcome.error}")
             _fail(run.id, status, outcome.error, outcome.error_line, records_written=outcome.records)
-            return get_run(run.id)
+            return _finished(run.id)
         log.system(f"script finished: {outcome.records} records in {outcome.duration_s:.2f} s")
         if _cancel_requested(run.id):
             _fail(run.id, "cancelled", "cancelled by a user before loading", records_written=outcome.records)
-            return get_run(run.id)
+            return _finished(run.id)
         _update(run.id, status="loading", loading_at=utcnow(), records_written=outcome.records)
         loaded, results = _load(run, feed, outcome, log)
         _commit(run.id, feed.id, outcome, loaded, results)
@@ -373,7 +392,13 @@ def execute_run(run_id: str) -> Run:
     finally:
         log.close()
         shutil.rmtree(job.work_dir, ignore_errors=True)
-    return get_run(run.id)
+    return _finished(run.id)
+
+
+def _finished(run_id: str) -> Run:
+    run = get_run(run_id)
+    events.run_finished(run)
+    return run
 
 
 def recover_interrupted_runs() -> list[str]:
@@ -412,6 +437,18 @@ def get_run(run_id: str) -> Run:
         if run is None:
             raise NotFound(f"run {run_id!r} does not exist")
         return run
+
+
+def due_queued_runs(now: datetime, limit: int = 20) -> list[Run]:
+    """Queued runs whose time has come, oldest first: the dispatcher's work list."""
+    with session_scope() as session:
+        query = (
+            select(Run)
+            .where(Run.status == "queued", (Run.not_before.is_(None)) | (Run.not_before <= now))
+            .order_by(Run.created_at)
+            .limit(limit)
+        )
+        return list(session.exec(query).all())
 
 
 def list_runs(feed_name: str | None = None, limit: int = 50, status: str | None = None) -> list[Run]:
@@ -469,3 +506,5 @@ def raise_for_invalid_payload(payload) -> None:
 # Functions named test_* are services, not pytest tests, when a test module imports them.
 test_script.__test__ = False
 test_feed.__test__ = False
+
+from core import retries  # noqa: E402,F401  (registers the retry listener with core.events)

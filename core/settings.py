@@ -37,6 +37,10 @@ class Settings:
     memory_limit_mb: int = 2048
     preview_records: int = 10
     demo_api_port: int = 8765
+    max_concurrent_runs: int = 2
+    misfire_grace_s: int = 3600
+    webhook_rate_per_minute: int = 30
+    public_url: str = "http://127.0.0.1:8501"
 
     @property
     def logs_dir(self) -> Path:
@@ -71,4 +75,9 @@ def get_settings() -> Settings:
         run_timeout_s=_env_int("TRIBUTARY_RUN_TIMEOUT_S", 3600),
         memory_limit_mb=_env_int("TRIBUTARY_MEMORY_LIMIT_MB", 2048),
         demo_api_port=_env_int("TRIBUTARY_DEMO_API_PORT", 8765),
+        # One run per core by default: scripts are mostly I/O, loads are CPU-bound.
+        max_concurrent_runs=_env_int("TRIBUTARY_MAX_CONCURRENT_RUNS", os.cpu_count() or 2),
+        misfire_grace_s=_env_int("TRIBUTARY_MISFIRE_GRACE_S", 3600),
+        webhook_rate_per_minute=_env_int("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", 30),
+        public_url=os.environ.get("TRIBUTARY_PUBLIC_URL", "http://127.0.0.1:8501"),
     )

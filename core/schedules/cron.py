@@ -9,6 +9,11 @@ Each field is expanded to explicit values by our parser rather than handed to
 CronTrigger as text, because CronTrigger reads several things differently:
 weekday numbers (0 = Monday there, 1 = Sunday in Quartz), "?" (unknown to it),
 "mon#2" (silently every Monday) and open steps like "5/15".
+
+Times are wall-clock times in the trigger's time zone. Across DST changes the
+triggers behave as APScheduler's CronTrigger does (tests pin this): a time a
+spring-forward jump skips fires once, shifted by the jump (01:30 -> 02:30 BST);
+a time in the repeated hour of a fall-back fires at both occurrences.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from cron_descriptor import ExpressionDescriptor, FormatError, Options
 
 from .errors import ScheduleError
 from .month_day import MonthDayTrigger
-from .quartz import QuartzSchedule, parse_quartz
+from .quartz import QuartzSchedule, day_never_occurs, parse_quartz
 from .timezones import resolve_timezone
 
 __all__ = ["QuartzSchedule", "ScheduleError", "describe", "next_fire_times", "parse_quartz", "to_trigger"]
@@ -37,6 +42,10 @@ def to_trigger(expr: str | QuartzSchedule, timezone: str | tzinfo = "UTC") -> Ba
     schedule = expr if isinstance(expr, QuartzSchedule) else parse_quartz(expr)
     tz = resolve_timezone(timezone)
     if schedule.days_or:
+        if day_never_occurs(schedule.day_of_month, schedule.months):
+            # "0 12 30 2 MON": only the Mondays can fire. A CronTrigger for
+            # Feb 30 would search up to year 9999 on every call to say so.
+            return _day_of_week_trigger(schedule, tz)
         # Unix form with both day fields restricted: cron fires on either,
         # while a single CronTrigger would require both.
         return OrTrigger([_day_of_month_trigger(schedule, tz), _day_of_week_trigger(schedule, tz)])

@@ -44,7 +44,7 @@ class DayOfMonth:
             return day if day >= 1 else None
         if self.kind == "last_weekday":
             # Saturday (5) steps back one day, Sunday (6) two.
-            return last - max(0, calendar.weekday(year, month, last) - 5)
+            return last - max(0, calendar.weekday(year, month, last) - 4)
         if self.kind == "nearest_weekday":
             day = self.day
             if day > last:
@@ -132,8 +132,12 @@ def parse_quartz(expr: str) -> QuartzSchedule:
     schedule = QuartzSchedule(
         expr.strip(), unix, seconds, minutes, hours, day_of_month, months, day_of_week, years
     )
-    if not schedule.days_or:
-        _check_day_exists(day_of_month, months)
+    # "0 0 12 30 2 ?" is well formed but would never fire. In the Unix OR form
+    # the weekday side still fires, so it is allowed there (to_trigger drops
+    # the dead side).
+    problem = day_never_occurs(day_of_month, months)
+    if problem and not schedule.days_or:
+        raise ScheduleError(DOM, problem)
     return schedule
 
 
@@ -151,16 +155,17 @@ def _check_question_marks(dom_text: str, dow_text: str) -> None:
         )
 
 
-def _check_day_exists(day_of_month: DayOfMonth, months: frozenset[int]) -> None:
-    # "0 0 12 30 2 ?" is syntactically fine but would never fire.
+def day_never_occurs(day_of_month: DayOfMonth, months: frozenset[int]) -> str | None:
+    """Why the day-of-month rule can never match in these months, or None."""
     longest = max(_LONGEST_MONTH[m - 1] for m in months)
     month_names = ",".join(f.MONTH_NAMES[m - 1] for m in sorted(months))
     if day_of_month.kind == "days" and min(day_of_month.days) > longest:
-        raise ScheduleError(DOM, f"day {min(day_of_month.days)} never occurs in {month_names}")
+        return f"day {min(day_of_month.days)} never occurs in {month_names}"
     if day_of_month.kind == "nearest_weekday" and day_of_month.day > longest:
-        raise ScheduleError(DOM, f"day {day_of_month.day} never occurs in {month_names}")
+        return f"day {day_of_month.day} never occurs in {month_names}"
     if day_of_month.kind == "last" and longest - day_of_month.offset < 1:
-        raise ScheduleError(DOM, f"L-{day_of_month.offset} falls before the 1st in {month_names}")
+        return f"L-{day_of_month.offset} falls before the 1st in {month_names}"
+    return None
 
 
 _LAST_OFFSET = re.compile(r"L-([0-9]+)")

@@ -160,3 +160,21 @@ def test_custom_auth_fetches_and_refreshes_its_token(tributary):
         fetches = int(log.split("token fetches:")[1].split()[0])
         assert fetches >= 2
         assert api.tokens_issued == fetches
+
+
+def test_runs_left_active_by_a_dead_process_are_recovered(any_store):
+    import socket
+
+    from core.runs import recover_interrupted_runs
+    from storage.db import session_scope
+
+    create_feed(FeedSpec(name="paged", script=PAGED))
+    stale = create_run("paged")
+    with session_scope() as session:
+        row = session.get(type(stale), stale.id)
+        row.status, row.worker = "running", f"{socket.gethostname()}:999999"  # a pid that is not alive
+        session.add(row)
+    assert recover_interrupted_runs() == [stale.id]
+    recovered = get_run(stale.id)
+    assert recovered.status == "failed" and "interrupted" in recovered.error
+    assert execute_run(create_run("paged").id).status == "succeeded"  # the feed is free again

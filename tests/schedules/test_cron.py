@@ -275,6 +275,7 @@ def test_wall_time_repeated_by_dst_fires_at_both_occurrences():
         ("0 0 9 L-2 * ?", MonthDayTrigger),
         ("0 12 1,15 * MON", OrTrigger),
         ("0 12 * * MON", CronTrigger),  # one restricted day field: no OR needed
+        ("0 12 30 2 MON", CronTrigger),  # Feb 30 never comes: only the weekday side is kept
     ],
 )
 def test_trigger_types(expr, kind):

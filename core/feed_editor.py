@@ -1,0 +1,344 @@
+"""The feed editor's rules: what a draft holds, when each of the four stages is complete, and
+saving a draft as a feed. The pages only render a FeedDraft and call these functions.
+
+Stages, as in Peak's REST API connector: Connection, Import Configuration, Destination, Trigger.
+A stage's NEXT is enabled when `stage_problems` for it is empty; the user may go back freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from core import drafts
+from core.connections import list_connections
+from core.errors import NotFound
+from core.feeds import DEFAULT_TRIGGER, PEAK_TEMPLATE, FeedSpec, create_feed, edit_feed, get_feed, list_feeds, spec_of
+from core.models import Feed
+from core.runs import TestRequest
+from core.settings import get_settings
+from core.state import current_state
+from core.test_sessions import TestSession
+from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems
+from storage.destinations import destination_class, destinations_for_warehouse
+
+STAGES = ("Connection", "Import Configuration", "Destination", "Trigger")
+TRIGGERS = {"manual": "Manual: the feed runs when someone clicks Run now"}
+PREVIEW_LOG_LINES = 500  # log tail kept with a draft's last test
+
+Problems = list[tuple[str, str]]
+
+
+@dataclass
+class FeedDraft:
+    id: str
+    owner: str
+    mode: str = "new"  # new | edit
+    original_name: str | None = None  # the feed being edited
+    stage: int = 0
+    connection: str | None = None
+    # A connection named in the NEW CONNECTION dialog whose parameters are not saved yet.
+    pending_connection: dict | None = None
+    dependencies: list[str] = field(default_factory=list)
+    script: str = PEAK_TEMPLATE
+    run_to_completion: bool = True
+    load_type: str = "incremental"
+    primary_key: list[str] = field(default_factory=list)
+    feed_name: str = ""
+    destinations: list[str] = field(default_factory=list)
+    trigger: dict = field(default_factory=lambda: dict(DEFAULT_TRIGGER))
+    tags: list[str] = field(default_factory=list)
+    timeout_s: int | None = None
+    memory_limit_mb: int | None = None
+    last_test: dict | None = None
+    # Edit mode: the stored feed's script was already in use, so it counts as tested.
+    saved_fingerprint: str | None = None
+    saved_at: str | None = None
+
+    @property
+    def title(self) -> str:
+        return self.feed_name or "untitled feed"
+
+
+# ---------------------------------------------------------------- drafts
+
+
+def _owner_tag(owner: str) -> str:
+    return hashlib.sha256(owner.encode("utf-8")).hexdigest()[:10]
+
+
+def _from_document(document: dict) -> FeedDraft:
+    known = {f.name for f in fields(FeedDraft)}
+    return FeedDraft(**{k: v for k, v in document.items() if k in known})
+
+
+def persist(draft: FeedDraft) -> None:
+    draft.saved_at = drafts.save_draft(draft.id, asdict(draft))
+
+
+def new_draft(owner: str) -> FeedDraft:
+    offered = destinations_for_warehouse(get_settings().warehouse)
+    draft = FeedDraft(id=drafts.new_draft_id("new"), owner=owner, destinations=offered[:1])
+    persist(draft)
+    return draft
+
+
+def open_draft(draft_id: str, owner: str) -> FeedDraft:
+    """A saved draft of this owner (NotFound for another owner's: ids travel in URLs)."""
+    draft = _from_document(drafts.load_draft(draft_id))
+    if draft.owner != owner:
+        raise NotFound(f"draft {draft_id!r} does not exist")
+    return draft
+
+
+def latest_new_draft(owner: str) -> FeedDraft | None:
+    found = drafts.list_drafts(owner, kind="new")
+    return _from_document(found[0]) if found else None
+
+
+def other_new_drafts(owner: str, current_id: str) -> list[FeedDraft]:
+    return [_from_document(d) for d in drafts.list_drafts(owner, kind="new") if d.get("id") != current_id]
+
+
+def edit_draft_id(feed_name: str, owner: str) -> str:
+    return f"edit-{feed_name}-{_owner_tag(owner)}"
+
+
+def draft_for_feed(feed_name: str, owner: str) -> tuple[FeedDraft, bool]:
+    """The owner's unsaved changes to a feed if any (True), else a fresh draft of it (False)."""
+    draft_id = edit_draft_id(feed_name, owner)
+    if drafts.draft_exists(draft_id):
+        return _from_document(drafts.load_draft(draft_id)), True
+    spec = spec_of(get_feed(feed_name))
+    draft = FeedDraft(
+        id=draft_id, owner=owner, mode="edit", original_name=spec.name, stage=0, connection=spec.connection,
+        dependencies=list(spec.dependencies), script=spec.script, load_type=spec.load_type,
+        primary_key=list(spec.primary_key), feed_name=spec.name, destinations=list(spec.destinations),
+        trigger=dict(spec.trigger), tags=list(spec.tags), timeout_s=spec.timeout_s,
+        memory_limit_mb=spec.memory_limit_mb,
+    )
+    draft.saved_fingerprint = fingerprint(draft)
+    return draft, False
+
+
+def discard(draft: FeedDraft) -> None:
+    drafts.discard_draft(draft.id)
+
+
+# ---------------------------------------------------------------- testing
+
+
+def fingerprint(draft: FeedDraft) -> str:
+    """What a test result depends on: a test of another script, dependencies or connection
+    says nothing about this one."""
+    material = json.dumps([draft.script, sorted(draft.dependencies), draft.connection])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
+
+
+def request_for_test(draft: FeedDraft) -> TestRequest:
+    # An existing feed is tested from its current state, as its next run would start.
+    metadata = current_state(draft.original_name) if draft.mode == "edit" and draft.original_name else {}
+    return TestRequest(
+        script=draft.script, connection=draft.connection, dependencies=list(draft.dependencies),
+        metadata=metadata, run_to_completion=draft.run_to_completion, timeout_s=draft.timeout_s,
+        memory_limit_mb=draft.memory_limit_mb,
+    )
+
+
+def summarise_test(session: TestSession, fingerprint_: str = "") -> dict:
+    """A finished test as a draft keeps it (so the preview survives a reload), and as the
+    pages show it."""
+    logs = session.lines()[-PREVIEW_LOG_LINES:]
+    result = session.result
+    summary = {"session_id": session.id, "fingerprint": fingerprint_, "logs": logs}
+    if result is None:
+        return {**summary, "ok": False, "error": session.failure or "the test did not run", "error_line": None,
+                "records": [], "count": 0, "metadata": None, "duration_s": round(session.elapsed_s(), 3)}
+    return {**summary, "ok": result.ok, "error": result.error, "error_line": result.error_line,
+            "records": result.records, "count": result.count, "metadata": result.metadata,
+            "duration_s": result.duration_s}
+
+
+def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
+    """Keep a test that finished since the last look in the draft; True when it did."""
+    if session is None or session.running or not session.started_at:
+        return False
+    if draft.last_test and draft.last_test.get("session_id") == session.id:
+        return False
+    draft.last_test = summarise_test(session, session.fingerprint)
+    return True
+
+
+def tested_version_is_current(draft: FeedDraft) -> bool:
+    current = fingerprint(draft)
+    if draft.saved_fingerprint == current:
+        return True
+    return bool(draft.last_test and draft.last_test.get("ok") and draft.last_test.get("fingerprint") == current)
+
+
+def preview_columns(draft: FeedDraft) -> list[str]:
+    """The preview records' top-level fields in first-seen order: the primary key choices."""
+    columns: list[str] = []
+    for record in (draft.last_test or {}).get("records") or []:
+        for key in record:
+            if key not in columns:
+                columns.append(key)
+    return columns
+
+
+def error_line_text(script: str, line: int | None) -> str | None:
+    if not line:
+        return None
+    lines = script.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+# ---------------------------------------------------------------- rules per stage
+
+FEED_NAME_RULES = (
+    # (what the user sees, the start of the message core.validation gives when it is broken)
+    ("Only letters, digits and underscores", "may contain only letters, digits and underscores"),
+    ("Starts with a letter", "must start with a letter"),
+    ("Does not end with an underscore", "must not end with an underscore"),
+    (f"At most {NAME_MAX} characters", "must be at most"),
+)
+NAME_TAKEN = "is already used by another feed"
+
+
+@dataclass
+class RuleCheck:
+    label: str
+    ok: bool | None  # None: not checked yet (nothing typed)
+    message: str = ""
+
+
+def feed_name_checks(draft: FeedDraft, taken: set[str] | None = None) -> list[RuleCheck]:
+    """Every feed-name rule with whether the current name keeps it, for a live checklist."""
+    name = draft.feed_name
+    if not name:
+        return [RuleCheck(label, None) for label, _ in FEED_NAME_RULES] + [RuleCheck("Not used by another feed", None)]
+    messages = [message for _, message in feed_name_problems(name)]
+    checks = []
+    for label, prefix in FEED_NAME_RULES:
+        broken = [m for m in messages if m.startswith(prefix)]
+        checks.append(RuleCheck(label, not broken, broken[0] if broken else ""))
+    # A rule added to core.validation later still shows, with its own words.
+    known = tuple(prefix for _, prefix in FEED_NAME_RULES)
+    checks += [RuleCheck(m, False, m) for m in messages if not m.startswith(known)]
+    if draft.mode == "new":
+        taken = taken if taken is not None else {f.name for f in list_feeds()}
+        checks.append(RuleCheck("Not used by another feed", name not in taken, NAME_TAKEN if name in taken else ""))
+    return checks
+
+
+def _effective_primary_key(draft: FeedDraft) -> list[str]:
+    # The key is kept while the user tries other load types, but only Upsert uses it.
+    return list(draft.primary_key) if draft.load_type == "upsert" else []
+
+
+def _connection_problems(draft: FeedDraft) -> Problems:
+    if draft.pending_connection:
+        name = draft.pending_connection.get("name")
+        return [("connection", f"save the parameters of the new connection {name} first")]
+    if draft.connection and draft.connection not in {c.name for c in list_connections()}:
+        return [("connection", f"{draft.connection!r} does not exist any more; choose another")]
+    return []
+
+
+def _import_problems(draft: FeedDraft) -> Problems:
+    problems = dependency_problems(draft.dependencies)
+    if not draft.script.strip():
+        problems.append(("script", "is empty"))
+    elif not tested_version_is_current(draft):
+        problems.append(("script", "click TEST and get a successful test of this version of the script"))
+    if draft.mode == "new":
+        problems += feed_name_problems(draft.feed_name)
+        if draft.feed_name and draft.feed_name in {f.name for f in list_feeds()}:
+            problems.append(("feed name", NAME_TAKEN))
+    key = _effective_primary_key(draft)
+    problems += load_type_problems(draft.load_type, key)
+    columns = preview_columns(draft)
+    if columns and draft.load_type == "upsert":
+        problems += [("primary key", f"{k!r} is not a field of the preview's records") for k in key if k not in columns]
+    return problems
+
+
+@dataclass
+class DestinationChoice:
+    name: str
+    title: str
+    target: str  # what will be created, in words
+    supported: bool
+    reason: str = ""
+
+
+def destination_choices(draft: FeedDraft) -> list[DestinationChoice]:
+    """The destinations the configured warehouse offers, each with what it will create."""
+    table = draft.feed_name or "<feed name>"
+    choices = []
+    for name in destinations_for_warehouse(get_settings().warehouse):
+        cls = destination_class(name)
+        supported = draft.load_type in cls.capabilities.load_types
+        reason = "" if supported else f"does not support the load type {LOAD_TYPES.get(draft.load_type, draft.load_type)}"
+        choices.append(DestinationChoice(name, cls.title, cls().describe_target(table), supported, reason))
+    return choices
+
+
+def _destination_problems(draft: FeedDraft) -> Problems:
+    if not draft.destinations:
+        return [("destinations", "choose at least one destination")]
+    by_name = {c.name: c for c in destination_choices(draft)}
+    problems = []
+    for name in draft.destinations:
+        choice = by_name.get(name)
+        if choice is None:
+            problems.append(("destinations", f"{name!r} is not offered by this warehouse"))
+        elif not choice.supported:
+            problems.append(("destinations", f"{choice.title} {choice.reason}"))
+    return problems
+
+
+def _trigger_problems(draft: FeedDraft) -> Problems:
+    kind = (draft.trigger or {}).get("type")
+    return [] if kind in TRIGGERS else [("trigger", f"choose one of: {', '.join(TRIGGERS)}")]
+
+
+_STAGE_RULES = (_connection_problems, _import_problems, _destination_problems, _trigger_problems)
+
+
+def stage_problems(draft: FeedDraft, stage: int) -> Problems:
+    return _STAGE_RULES[stage](draft)
+
+
+def reachable_stage(draft: FeedDraft) -> int:
+    """The furthest stage the user may open: every stage before it is complete."""
+    for stage in range(len(STAGES) - 1):
+        if stage_problems(draft, stage):
+            return stage
+    return len(STAGES) - 1
+
+
+# ---------------------------------------------------------------- saving
+
+
+def to_spec(draft: FeedDraft) -> FeedSpec:
+    return FeedSpec(
+        name=draft.original_name if draft.mode == "edit" else draft.feed_name, script=draft.script,
+        connection=draft.connection, dependencies=list(draft.dependencies), load_type=draft.load_type,
+        primary_key=_effective_primary_key(draft), destinations=list(draft.destinations),
+        trigger=dict(draft.trigger), tags=list(draft.tags), timeout_s=draft.timeout_s,
+        memory_limit_mb=draft.memory_limit_mb,
+    )
+
+
+def save_feed(draft: FeedDraft) -> Feed:
+    """Create or update the feed (the services validate everything again), then drop the draft."""
+    spec = to_spec(draft)
+    if draft.mode == "edit":
+        changes = {k: v for k, v in asdict(spec).items() if k != "name"}
+        feed = edit_feed(spec.name, **changes)
+    else:
+        feed = create_feed(spec)
+    discard(draft)
+    return feed

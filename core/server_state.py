@@ -1,0 +1,77 @@
+"""What the server process starts once, from app.py's lifespan, and stops at shutdown.
+
+Kept here rather than in app.py: under `python app.py` the launcher module is __main__, and a
+second import of it would start everything twice. The scheduler will start here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from core.runs import recover_interrupted_runs
+from core.settings import get_settings
+from demo.api import DemoAPI
+from storage.db import get_engine
+
+log = logging.getLogger("tributary.server")
+
+DEMO_API_SWITCH = "TRIBUTARY_DEMO_API"  # "0" leaves the bundled demo API off
+
+_lock = threading.Lock()
+_demo_api: DemoAPI | None = None
+_started = False
+
+
+def _start_demo_api(port: int) -> DemoAPI | None:
+    try:
+        return DemoAPI(port=port).start()
+    except OSError as exc:
+        # Another process (often an earlier Tributary) already serves the port: use it.
+        log.warning("demo API not started on port %s: %s", port, exc)
+        return None
+
+
+def start_services() -> dict:
+    """Migrate the store, free the feeds of runs a dead process left active, and start the
+    demo API (unless TRIBUTARY_DEMO_API=0). Idempotent within a process."""
+    global _demo_api, _started
+    with _lock:
+        if _started:
+            return status()
+        settings = get_settings()
+        get_engine()
+        recovered = recover_interrupted_runs()
+        if recovered:
+            log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+        if os.environ.get(DEMO_API_SWITCH, "1") != "0":
+            _demo_api = _start_demo_api(settings.demo_api_port)
+        _started = True
+        return status()
+
+
+def stop_services() -> None:
+    global _demo_api, _started
+    with _lock:
+        if _demo_api is not None:
+            _demo_api.stop()
+            _demo_api = None
+        _started = False
+
+
+def demo_api_url() -> str | None:
+    return _demo_api.url if _demo_api is not None and _demo_api.running else None
+
+
+def status() -> dict:
+    return {"started": _started, "demo_api": demo_api_url()}
+
+
+def health() -> dict:
+    """For /api/health: the store answers, and what this process runs."""
+    from sqlalchemy import text
+
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+    return {"status": "ok", "store": "ok", **status()}

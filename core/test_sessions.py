@@ -1,0 +1,112 @@
+"""Script tests that run in the background while the UI keeps answering.
+
+A TestSession runs one test (core.runs.test_script or test_feed) in a thread and collects its
+log lines as they arrive, so a page can show them live and then the result. Sessions are kept
+per owner key (e.g. a draft) in this process, so a browser reload finds a test still running.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Callable
+
+from core.errors import TributaryError
+from core.runs import TestRequest, TestResult, test_feed, test_script
+from core.settings import get_settings
+
+MAX_LOG_LINES = 5000  # the tail a page can show; a chatty script must not fill the memory
+
+TestJob = Callable[[Callable[[str], None]], TestResult]
+
+
+class TestSession:
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, job: TestJob, fingerprint: str = ""):
+        self._job = job
+        self.id = uuid.uuid4().hex[:12]
+        self.fingerprint = fingerprint
+        self._lines: deque[str] = deque(maxlen=MAX_LOG_LINES)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.result: TestResult | None = None
+        self.failure: str | None = None  # a problem that stopped the test before the script ran
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+
+    def start(self) -> "TestSession":
+        self.started_at = time.monotonic()
+        threading.Thread(target=self._run, name="tributary-test", daemon=True).start()
+        return self
+
+    def _append(self, line: str) -> None:
+        with self._lock:
+            self._lines.append(line)
+
+    def _run(self) -> None:
+        try:
+            self.result = self._job(self._append)
+        except TributaryError as exc:
+            self.failure = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown to the user instead of a silent thread death
+            self.failure = f"the test could not run: {type(exc).__name__}: {exc}"
+        finally:
+            self.finished_at = time.monotonic()
+            self._done.set()
+
+    @property
+    def running(self) -> bool:
+        return self.started_at is not None and not self._done.is_set()
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None and self.result.ok
+
+    def lines(self) -> list[str]:
+        with self._lock:
+            return list(self._lines)
+
+    def elapsed_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        return self._done.wait(timeout_s)
+
+
+_sessions: dict[tuple[str, str], TestSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def _registry_key(owner_key: str) -> tuple[str, str]:
+    # The data dir is part of the key: two Tributary set-ups in one process never mix.
+    return str(get_settings().data_dir), owner_key
+
+
+def start_test(owner_key: str, job: TestJob, fingerprint: str = "") -> TestSession:
+    session = TestSession(job, fingerprint)
+    with _sessions_lock:
+        _sessions[_registry_key(owner_key)] = session
+    return session.start()
+
+
+def start_script_test(owner_key: str, request: TestRequest, fingerprint: str = "") -> TestSession:
+    return start_test(owner_key, lambda on_log: test_script(request, on_log), fingerprint)
+
+
+def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> TestSession:
+    return start_test(owner_key, lambda on_log: test_feed(feed_name, run_to_completion, on_log))
+
+
+def current_test(owner_key: str) -> TestSession | None:
+    with _sessions_lock:
+        return _sessions.get(_registry_key(owner_key))
+
+
+def forget_test(owner_key: str) -> None:
+    with _sessions_lock:
+        _sessions.pop(_registry_key(owner_key), None)

@@ -1,0 +1,73 @@
+"""Small presentation helpers shared by the pages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+STATUS_COLORS = {
+    "succeeded": "green", "failed": "red", "cancelled": "gray", "queued": "blue", "running": "blue",
+    "loading": "violet", "never run": "gray", "paused": "orange",
+}
+STATUS_ICONS = {
+    "succeeded": ":material/check_circle:", "failed": ":material/error:", "cancelled": ":material/block:",
+    "queued": ":material/schedule:", "running": ":material/progress_activity:", "loading": ":material/upload:",
+    "never run": ":material/radio_button_unchecked:", "paused": ":material/pause_circle:",
+}
+_FLASH_KEY = "tributary:flash"
+
+
+def owner() -> str:
+    """Whose drafts these are: set by the access gate in ui.py."""
+    return st.session_state.get("tributary:owner", "local")
+
+
+def status_badge(status: str) -> None:
+    st.badge(status, icon=STATUS_ICONS.get(status), color=STATUS_COLORS.get(status, "gray"))
+
+
+def show_problems(problems: list[tuple[str, str]]) -> None:
+    for field, message in problems:
+        st.error(f"**{field.capitalize()}** {message}", icon=":material/error:")
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC times
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def flash(message: str, icon: str = ":material/check_circle:") -> None:
+    """A message for the next page the user sees (it survives st.switch_page)."""
+    st.session_state[_FLASH_KEY] = (message, icon)
+
+
+def show_flash() -> None:
+    if _FLASH_KEY in st.session_state:
+        message, icon = st.session_state.pop(_FLASH_KEY)
+        st.success(message, icon=icon)
+
+
+def bind(key: str, initial) -> str:
+    """Give a widget its starting value from a draft, once: afterwards the widget's own state
+    rules until the widget is gone (a page switch), when the draft's value comes back."""
+    if key not in st.session_state:
+        st.session_state[key] = initial
+    return key
+
+
+def forget_keys(prefix: str) -> None:
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]

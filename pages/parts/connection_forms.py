@@ -1,0 +1,257 @@
+"""Connection forms shared by stage 1 of the feed editor and the Connections page: the NEW
+CONNECTION dialog (name and auth type first), the parameters of each auth type, the masked
+view of a saved connection with its edit form, and deletion with confirmation.
+
+Secrets are never shown back: a saved password, header value or JSON body appears as ****
+with a "Replace" switch, and the form's widgets are forgotten once it is saved.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+from streamlit_ace import st_ace
+
+from core.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
+from core.connections import (
+    DEFAULT_TOKEN_HEADER,
+    DEFAULT_TOKEN_PATH,
+    ConnectionInput,
+    create_connection,
+    delete_connection,
+    edit_connection,
+    get_connection,
+    masked_view,
+)
+from core.errors import Conflict, NotFound, TributaryError, ValidationError
+from core.secrets import MASK
+from core.validation import AUTH_TYPES, connection_name_problems
+from pages.parts.common import flash, forget_keys, show_problems
+
+_NEW_DIALOG = "conn:new-dialog"  # holds the caller's tag while the dialog is open
+_DELETE_DIALOG = "conn:delete-dialog"  # holds the name of the connection to delete
+CREATED = "conn:created"  # {"tag", "name", "auth_type", "saved"} for the caller to pick up
+
+
+# ---------------------------------------------------------------- NEW CONNECTION
+
+
+def open_new_connection(tag: str) -> None:
+    st.session_state[_NEW_DIALOG] = tag
+
+
+def show_open_dialogs() -> None:
+    """Call once per run on a page that may open the dialogs (they stay open across reruns)."""
+    if _NEW_DIALOG in st.session_state:
+        _new_connection_dialog(st.session_state[_NEW_DIALOG])
+    if _DELETE_DIALOG in st.session_state:
+        _delete_dialog(st.session_state[_DELETE_DIALOG])
+
+
+def take_created(tag: str) -> dict | None:
+    """The connection the dialog just named for this caller, once."""
+    created = st.session_state.get(CREATED)
+    if created and created["tag"] == tag:
+        return st.session_state.pop(CREATED)
+    return None
+
+
+def _close_new() -> None:
+    st.session_state.pop(_NEW_DIALOG, None)
+    forget_keys("newconn:")
+
+
+@st.dialog("New connection", on_dismiss=_close_new)
+def _new_connection_dialog(tag: str) -> None:
+    name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=60,
+                         help="1-50 letters and digits, e.g. SalesApi")
+    for _, message in connection_name_problems(name or "") if name else []:
+        st.caption(f":red[:material/close: Connection name {message}]")
+    auth_type = st.radio("Authentication type", list(AUTH_TYPES), format_func=AUTH_TYPES.get, key="newconn:auth",
+                         horizontal=True)
+    st.caption("Name and type are saved first; then enter the parameters for the type.")
+    save, cancel = st.columns(2)
+    if save.button("Save", type="primary", key="newconn:save", width="stretch"):
+        problems = new_connection_problems((name or "").strip(), auth_type)
+        if problems:
+            show_problems(problems)
+            return
+        name = name.strip()
+        saved = False
+        if auth_type == "none":
+            create_connection(name, "none")  # nothing more to enter
+            saved = True
+        st.session_state[CREATED] = {"tag": tag, "name": name, "auth_type": auth_type, "saved": saved}
+        _close_new()
+        st.rerun()
+    if cancel.button("Cancel", key="newconn:cancel", width="stretch"):
+        _close_new()
+        st.rerun()
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> bool:
+    """The parameters of a connection's auth type with a Save button; True once saved."""
+    if auth_type == "none":
+        st.caption("No Auth: nothing to enter. Scripts call the API without credentials.")
+        return False
+    if auth_type == "basic":
+        data, problems = _basic_fields(prefix, name, existing)
+    else:
+        data, problems = _custom_fields(prefix, name, existing)
+    if not st.button("Save parameters", type="primary", icon=":material/save:", key=f"{prefix}:save"):
+        return False
+    if problems:
+        show_problems(problems)
+        return False
+    try:
+        if existing:
+            edit_connection(name, data)
+        else:
+            create_connection(name, auth_type, data)
+    except (ValidationError, Conflict) as exc:
+        show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+        return False
+    forget_keys(f"{prefix}:")  # secrets must not linger in the session
+    return True
+
+
+def _stored(name: str, existing: bool) -> dict:
+    return masked_view(get_connection(name)) if existing else {}
+
+
+def _secret_field(label: str, prefix: str, key: str, stored_masked: bool) -> str | None:
+    """A secret input; for a stored secret, **** and a Replace switch. None keeps the stored one."""
+    if stored_masked:
+        shown, switch = st.columns([3, 1], vertical_alignment="bottom")
+        shown.text_input(label, value=MASK, disabled=True, key=f"{prefix}:{key}-masked")
+        if not switch.toggle("Replace", key=f"{prefix}:{key}-replace"):
+            return None
+    return st.text_input(label if not stored_masked else f"New {label.lower()}", type="password",
+                         key=f"{prefix}:{key}")
+
+
+def _basic_fields(prefix: str, name: str, existing: bool) -> tuple[ConnectionInput, list]:
+    stored = _stored(name, existing)
+    username = st.text_input("Username", value=stored.get("username", ""), key=f"{prefix}:username")
+    password = _secret_field("Password", prefix, "password", bool(stored.get("password")))
+    return ConnectionInput(username=username, password=password or (None if existing else "")), []
+
+
+def _custom_fields(prefix: str, name: str, existing: bool) -> tuple[ConnectionInput, list]:
+    stored = _stored(name, existing)
+    problems: list[tuple[str, str]] = []
+    auth_url = st.text_input("Authorization URL", value=stored.get("auth_url", ""), key=f"{prefix}:auth-url",
+                             placeholder="https://auth.example.com/oauth/token")
+    headers = _header_rows(prefix, stored.get("headers") or {})
+    if headers is not None:
+        problems += header_problems(headers)
+    body = _json_body(prefix, stored.get("body") is not None)
+    if body is not None:
+        problem = json_body_problem(body)
+        if problem:
+            problems.append(("JSON body", problem.message))
+    path, template = st.columns(2)
+    token_path = path.text_input("Token path", value=stored.get("token_path", DEFAULT_TOKEN_PATH),
+                                 key=f"{prefix}:token-path", help="Where the token is in the auth response, e.g. data.token")
+    token_header = template.text_input("Token header", value=stored.get("token_header", DEFAULT_TOKEN_HEADER),
+                                       key=f"{prefix}:token-header", help="Sent on every request; <token> is replaced")
+    data = ConnectionInput(auth_url=auth_url, token_path=token_path, token_header=token_header,
+                           headers=headers_from_rows(headers) if headers is not None else None, body=body)
+    return data, problems
+
+
+def _header_rows(prefix: str, stored: dict) -> list[tuple[str, str]] | None:
+    """Headers as key/value rows. For stored headers the values show as **** until replaced;
+    None keeps the stored headers."""
+    st.markdown("**Headers** sent to the authorization URL")
+    if stored and not st.toggle("Replace headers", key=f"{prefix}:headers-replace"):
+        for header in stored:
+            st.text(f"{header}: {MASK}")
+        return None
+    rows_key = f"{prefix}:header-rows"
+    if rows_key not in st.session_state:
+        st.session_state[rows_key] = [uuid.uuid4().hex[:6] for _ in (stored or [None])]
+        for row_id, header in zip(st.session_state[rows_key], stored):
+            st.session_state[f"{prefix}:h-name:{row_id}"] = header
+    rows = []
+    for row_id in list(st.session_state[rows_key]):
+        key_col, value_col, remove_col = st.columns([2, 3, 0.6], vertical_alignment="bottom")
+        header = key_col.text_input("Header", key=f"{prefix}:h-name:{row_id}", placeholder="X-Client-Id")
+        value = value_col.text_input("Value", key=f"{prefix}:h-value:{row_id}", type="password")
+        if remove_col.button("", icon=":material/delete:", key=f"{prefix}:h-remove:{row_id}", help="Remove this header"):
+            st.session_state[rows_key].remove(row_id)
+            st.rerun()
+        rows.append((header or "", value or ""))
+    if st.button("Add header", icon=":material/add:", key=f"{prefix}:h-add"):
+        st.session_state[rows_key].append(uuid.uuid4().hex[:6])
+        st.rerun()
+    return rows
+
+
+def _json_body(prefix: str, stored: bool) -> str | None:
+    st.markdown("**JSON body** sent to the authorization URL")
+    if stored and not st.toggle(f"Replace body ({MASK})", key=f"{prefix}:body-replace"):
+        return None
+    text = st_ace(value="{\n  \n}", language="json", min_lines=5, max_lines=20, auto_update=True,
+                  key=f"{prefix}:body", annotations=_annotations(st.session_state.get(f"{prefix}:body")))
+    problem = json_body_problem(text or "")
+    if problem:
+        st.caption(f":red[:material/close: JSON body {problem.message}]")
+    elif (text or "").strip():
+        st.caption(":green[:material/check: Valid JSON]")
+    return text or ""
+
+
+def _annotations(text: str | None) -> list[dict]:
+    problem = json_body_problem(text or "")
+    if problem is None:
+        return []
+    return [{"row": problem.line - 1, "column": problem.column - 1, "type": "error", "text": problem.message}]
+
+
+# ---------------------------------------------------------------- saved connections
+
+
+def connection_details(name: str, prefix: str) -> None:
+    """A saved connection: masked parameters, their edit form and a Delete button."""
+    try:
+        view = masked_view(get_connection(name))
+    except NotFound as exc:
+        st.warning(str(exc))
+        return
+    name_col, type_col = st.columns(2)
+    name_col.text_input("Connection name", value=view["name"], disabled=True, key=f"{prefix}:ro-name")
+    type_col.text_input("Authentication type", value=view["auth_type_label"], disabled=True, key=f"{prefix}:ro-type")
+    if view["auth_type"] != "none":
+        with st.expander("Edit parameters", icon=":material/edit:"):
+            if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
+                st.success(f"Connection {name} saved.")
+    if st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
+        st.session_state[_DELETE_DIALOG] = name
+        st.rerun()
+
+
+def _close_delete() -> None:
+    st.session_state.pop(_DELETE_DIALOG, None)
+
+
+@st.dialog("Delete connection", on_dismiss=_close_delete)
+def _delete_dialog(name: str) -> None:
+    st.write(f"Delete the connection **{name}**? Its credentials are erased; this cannot be undone.")
+    delete, cancel = st.columns(2)
+    if delete.button("Delete", type="primary", key="conn:delete-confirm", width="stretch"):
+        try:
+            delete_connection(name)
+        except (Conflict, NotFound, TributaryError) as exc:
+            st.error(str(exc), icon=":material/block:")
+            return
+        _close_delete()
+        flash(f"Connection {name} deleted.", ":material/delete:")
+        st.rerun()
+    if cancel.button("Cancel", key="conn:delete-cancel", width="stretch"):
+        _close_delete()
+        st.rerun()

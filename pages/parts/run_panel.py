@@ -1,0 +1,71 @@
+"""A run's log on screen, growing while the run is active (the page stays usable: the run
+itself executes in the background, see core.runs.start_run)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.errors import Conflict, NotFound
+from core.runs import ACTIVE_STATUSES, cancel_run, get_run, read_log
+from pages.parts.common import duration, status_badge
+
+TAIL_LINES = 400
+
+
+def _log_text(run_id: str) -> str:
+    """The log so far; only the new bytes are read on each refresh."""
+    key = f"runlog:{run_id}"
+    text, offset = st.session_state.get(key, ("", 0))
+    more, offset = read_log(run_id, offset)
+    text += more
+    st.session_state[key] = (text, offset)
+    return text
+
+
+def _tail(text: str) -> str:
+    lines = text.splitlines()
+    hidden = len(lines) - TAIL_LINES
+    shown = "\n".join(lines[-TAIL_LINES:])
+    return f"… {hidden} earlier lines …\n{shown}" if hidden > 0 else shown
+
+
+def render_run_log(run_id: str, key: str) -> None:
+    """Live while the run is active; a static log once it has ended."""
+    try:
+        run = get_run(run_id)
+    except NotFound as exc:
+        st.warning(str(exc))
+        return
+    if run.status in ACTIVE_STATUSES:
+        _live(run_id, key)
+    else:
+        st.code(_tail(_log_text(run_id)) or "(empty log)", language=None)
+
+
+@st.fragment(run_every="1s")
+def _live(run_id: str, key: str) -> None:
+    run = get_run(run_id)
+    header, refresh, cancel = st.columns([10, 1, 2], vertical_alignment="center")
+    with header:
+        status_badge(run.status)
+    refresh.button("", icon=":material/refresh:", key=f"{key}:refresh", help="Refresh the log now")
+    if cancel.button("Cancel run", icon=":material/stop_circle:", key=f"{key}:cancel"):
+        try:
+            cancel_run(run_id)
+        except Conflict as exc:
+            st.warning(str(exc))
+    text = _log_text(run_id)
+    st.caption(f"{len(text.splitlines())} log lines so far")
+    st.code(_tail(text) or "(waiting for output)", language=None)
+    if run.status not in ACTIVE_STATUSES:
+        st.rerun()  # the whole page: statuses, records and the final log
+
+
+def run_seconds(run) -> float | None:
+    if run.started_at and run.finished_at:
+        return (run.finished_at - run.started_at).total_seconds()
+    return None
+
+
+def run_summary_line(run) -> str:
+    return f"{run.status} · {duration(run_seconds(run))} · {run.records_loaded} records loaded"
