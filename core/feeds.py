@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 import yaml
 from sqlmodel import select
 
-from core import scheduler
+from core import scheduler, watchers
 from core.errors import Conflict, NotFound, ValidationError
 from core.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
 from core.settings import get_settings
@@ -182,6 +182,7 @@ def delete_feed(name: str, drop_data: bool = False) -> None:
             session.delete(slot)
         for state in session.exec(select(FeedState).where(FeedState.feed_id == feed.id)).all():
             session.delete(state)
+        watchers.delete_watchers_in(session, feed.id)
         session.delete(feed)
     if drop_data:
         for destination in destinations:

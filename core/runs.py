@@ -495,6 +495,7 @@ def run_view(run: Run) -> dict:
         "error_line": run.error_line, "state_before": run.state_before, "state_after": run.state_after,
         "destinations": run.destination_results or {},
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
+        "notifications": watchers.delivery_views(run.id),
     }
 
 
@@ -508,3 +509,4 @@ test_script.__test__ = False
 test_feed.__test__ = False
 
 from core import retries  # noqa: E402,F401  (registers the retry listener with core.events)
+from core import watchers  # noqa: E402,F401  (registers the watchers listener with core.events)

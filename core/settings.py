@@ -24,6 +24,15 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _env_flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -41,6 +50,21 @@ class Settings:
     misfire_grace_s: int = 3600
     webhook_rate_per_minute: int = 30
     public_url: str = "http://127.0.0.1:8501"
+    # Outgoing mail for email watchers; no host means email notifications cannot be sent.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
+    smtp_from: str = "tributary@localhost"
+    smtp_starttls: bool = False
+    # The docker runner (runners/docker_runner.py). docker_network is the network of a feed
+    # that has network access: "bridge" keeps the host's loopback services (a local store,
+    # the app's own ports) out of reach; "host" lets scripts call APIs served on the host.
+    docker_image: str = "tributary-runner:latest"
+    docker_ca_bundle: str = ""  # host CA bundle for builds and containers; "" or "none": none
+    docker_cpus: float = 1.0
+    docker_pids_limit: int = 256
+    docker_network: str = "bridge"
 
     @property
     def logs_dir(self) -> Path:
@@ -80,4 +104,17 @@ def get_settings() -> Settings:
         misfire_grace_s=_env_int("TRIBUTARY_MISFIRE_GRACE_S", 3600),
         webhook_rate_per_minute=_env_int("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", 30),
         public_url=os.environ.get("TRIBUTARY_PUBLIC_URL", "http://127.0.0.1:8501"),
+        docker_image=os.environ.get("TRIBUTARY_DOCKER_IMAGE") or "tributary-runner:latest",
+        # Unset: the bundle the app itself trusts, which scripts on the subprocess runner get too.
+        docker_ca_bundle=os.environ.get("TRIBUTARY_DOCKER_CA_BUNDLE")
+        or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or "",
+        docker_cpus=float(os.environ.get("TRIBUTARY_DOCKER_CPUS") or 1.0),
+        docker_pids_limit=_env_int("TRIBUTARY_DOCKER_PIDS_LIMIT", 256),
+        docker_network=os.environ.get("TRIBUTARY_DOCKER_NETWORK") or "bridge",
+        smtp_host=os.environ.get("TRIBUTARY_SMTP_HOST") or None,
+        smtp_port=_env_int("TRIBUTARY_SMTP_PORT", 25),
+        smtp_username=os.environ.get("TRIBUTARY_SMTP_USERNAME") or None,
+        smtp_password=os.environ.get("TRIBUTARY_SMTP_PASSWORD") or None,
+        smtp_from=os.environ.get("TRIBUTARY_SMTP_FROM") or "tributary@localhost",
+        smtp_starttls=_env_flag("TRIBUTARY_SMTP_STARTTLS"),
     )

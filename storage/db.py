@@ -10,13 +10,12 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from core.settings import get_settings
+from storage.migrations import SCHEMA_HEAD
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -50,7 +49,18 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 - no table yet: a new store
+        return None
+
+
 def migrate(url: str) -> None:
+    from alembic import command  # imported only when there is something to do: it is slow
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -63,7 +73,8 @@ def get_engine(url: str | None = None) -> Engine:
         if url not in _engines:
             _engines[url] = _make_engine(url)
         if url not in _migrated:
-            migrate(url)
+            if _current_revision(_engines[url]) != SCHEMA_HEAD:
+                migrate(url)
             _migrated.add(url)
         return _engines[url]
 

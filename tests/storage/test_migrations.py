@@ -40,3 +40,15 @@ def test_upgrade_in_place_keeps_existing_feeds(tmp_path, monkeypatch):
     with engine.connect() as con:
         row = con.execute(text("SELECT name, retries, retry_backoff_s FROM feeds")).one()
     assert tuple(row) == ("old", 0, 60)
+
+
+def test_schema_head_names_the_newest_revision():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from storage.db import _MIGRATIONS
+    from storage.migrations import SCHEMA_HEAD
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == SCHEMA_HEAD

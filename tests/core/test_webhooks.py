@@ -1,0 +1,66 @@
+"""The webhook trigger's decisions (the HTTP route over a real server is tested in
+tests/server/test_webhook_http.py)."""
+
+import pytest
+
+from core import dispatch, webhooks
+from core.feeds import FeedSpec, create_feed, set_paused
+from core.runs import execute_run, get_run
+
+SCRIPT = "from lib import outputStream, trigger\noutputStream.write({'got': trigger.payload})\n"
+
+
+@pytest.fixture
+def hooked(tributary, monkeypatch):
+    monkeypatch.setattr(dispatch, "submit", lambda run_id: None)
+    webhooks.reset_rate_limits()
+    create_feed(FeedSpec(name="hooked", script=SCRIPT, trigger={"type": "webhook"}))
+    return webhooks.regenerate_token("hooked")
+
+
+def test_a_valid_token_queues_a_run_with_the_payload(hooked):
+    status, body = webhooks.handle_trigger("hooked", hooked, {"order": 7})
+    assert status == 202 and body["status"] == "queued"
+    run = execute_run(body["run_id"])
+    assert run.status == "succeeded" and run.trigger == "webhook"
+    assert get_run(run.id).trigger_payload == {"order": 7}
+
+
+def test_wrong_missing_or_old_tokens_are_refused(hooked):
+    assert webhooks.handle_trigger("hooked", None, None)[0] == 401
+    assert webhooks.handle_trigger("hooked", hooked + "x", None)[0] == 401
+    webhooks.regenerate_token("hooked")
+    assert webhooks.handle_trigger("hooked", hooked, None)[0] == 401  # the old token stopped working
+
+
+def test_unknown_feed_active_run_rate_limit_and_pause(hooked, monkeypatch):
+    assert webhooks.handle_trigger("nope", hooked, None)[0] == 404
+    status, body = webhooks.handle_trigger("hooked", hooked, None)
+    assert status == 202
+    status, conflict = webhooks.handle_trigger("hooked", hooked, None)
+    assert status == 409 and conflict["run_id"] == body["run_id"]
+    execute_run(body["run_id"])
+    monkeypatch.setenv("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", "3")
+    assert webhooks.handle_trigger("hooked", hooked, None)[0] == 429  # the fourth call within a minute
+    webhooks.reset_rate_limits()
+    set_paused("hooked", True)
+    assert webhooks.handle_trigger("hooked", hooked, None)[0] == 423
+
+
+def test_a_feed_not_triggered_by_webhook_refuses_even_a_right_token(tributary):
+    create_feed(FeedSpec(name="manual", script=SCRIPT))
+    token = webhooks.regenerate_token("manual")
+    assert webhooks.handle_trigger("manual", token, None)[0] == 401
+
+
+def test_only_the_tokens_hash_is_stored(hooked):
+    from core.feeds import get_feed
+
+    assert hooked not in (get_feed("hooked").webhook_token_hash or "")
+    assert len(get_feed("hooked").webhook_token_hash) == 64
+
+
+def test_rate_limiter_window():
+    limiter = webhooks.RateLimiter(window_s=60)
+    assert [limiter.allow("f", 2, now=t) for t in (0, 1, 2)] == [True, True, False]
+    assert limiter.allow("f", 2, now=60.5)  # the first call left the window
