@@ -57,10 +57,13 @@ def _feed_changes(args) -> dict:
     changes = {}
     if args.script is not None:
         changes["script"] = _read_text(args.script)
-    simple = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb"}
+    simple = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb",
+              "retries": "retries", "retry_backoff": "retry_backoff_s"}
     for arg, key in simple.items():
         if getattr(args, arg) is not None:
             changes[key] = getattr(args, arg)
+    if args.network is not None:
+        changes["network"] = args.network == "on"
     lists = {"dep": "dependencies", "primary_key": "primary_key", "destination": "destinations", "tag": "tags"}
     for arg, key in lists.items():
         if getattr(args, arg) is not None:
@@ -237,6 +240,9 @@ def _feed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", action="append")
     parser.add_argument("--timeout", type=int, help="time limit of a run, in seconds")
     parser.add_argument("--memory", type=int, help="memory limit of a run, in MB")
+    parser.add_argument("--retries", type=int, help="extra attempts after a failed run")
+    parser.add_argument("--retry-backoff", type=int, help="seconds before the first retry (doubles each time)")
+    parser.add_argument("--network", choices=["on", "off"], help="off: run the script with no network (docker)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,6 +51,7 @@ class FeedSpec:
     retries: int = 0
     retry_backoff_s: int = 60
     max_rejected_ratio: float = 0.0
+    network: bool = True
 
 
 def _destination_problems(destinations: list[str], load_type: str) -> list[tuple[str, str]]:
@@ -117,6 +118,7 @@ def _apply(feed: Feed, spec: FeedSpec, connection_id: int | None) -> None:
     feed.retries = spec.retries
     feed.retry_backoff_s = spec.retry_backoff_s
     feed.max_rejected_ratio = spec.max_rejected_ratio
+    feed.network = spec.network
     feed.updated_at = utcnow()
 
 
@@ -214,6 +216,7 @@ def spec_of(feed: Feed) -> FeedSpec:
         destinations=list(feed.destinations), trigger=dict(feed.trigger), tags=list(feed.tags),
         timeout_s=feed.timeout_s, memory_limit_mb=feed.memory_limit_mb, retries=feed.retries,
         retry_backoff_s=feed.retry_backoff_s, max_rejected_ratio=feed.max_rejected_ratio,
+        network=feed.network,
     )
 
 

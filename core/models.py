@@ -45,6 +45,7 @@ class Feed(SQLModel, table=True):
     retries: int = 0  # extra attempts after a failed run
     retry_backoff_s: int = 60  # wait before the first retry; doubles for each next one
     max_rejected_ratio: float = 0.0  # share of rows a destination may reject before the run fails
+    network: bool = True  # False: the script runs with no network (where the runner can enforce it)
     webhook_token_hash: Optional[str] = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

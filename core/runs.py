@@ -79,6 +79,7 @@ class TestRequest:
     run_to_completion: bool = False
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
+    network: bool = True
 
 
 def read_preview(files: list[Path], limit: int) -> list[dict]:
@@ -114,6 +115,7 @@ def test_script(request: TestRequest, on_log: Callable[[str], None] | None = Non
         record_limit=None if request.run_to_completion else settings.preview_records,
         timeout_s=request.timeout_s or settings.test_timeout_s,
         memory_limit_mb=request.memory_limit_mb or settings.memory_limit_mb, secrets=secrets,
+        network=request.network,
     )
     try:
         try:
@@ -139,7 +141,7 @@ def test_feed(name: str, run_to_completion: bool = False, on_log=None) -> TestRe
     request = TestRequest(
         script=feed.script, connection=connection_name(feed), dependencies=list(feed.dependencies),
         metadata=state, run_to_completion=run_to_completion, timeout_s=feed.timeout_s,
-        memory_limit_mb=feed.memory_limit_mb,
+        memory_limit_mb=feed.memory_limit_mb, network=feed.network,
     )
     return test_script(request, on_log)
 
@@ -298,7 +300,7 @@ def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob]:
         run_id=run.id, feed_name=feed.name, script=feed.script, work_dir=settings.work_root / run.id,
         dependencies=list(feed.dependencies), metadata=dict(run.state_before), connection=material,
         trigger_payload=run.trigger_payload, timeout_s=feed.timeout_s or settings.run_timeout_s,
-        memory_limit_mb=feed.memory_limit_mb or settings.memory_limit_mb, secrets=secrets,
+        memory_limit_mb=feed.memory_limit_mb or settings.memory_limit_mb, secrets=secrets, network=feed.network,
     )
     return run, feed, job
 

@@ -122,7 +122,7 @@ def read_outcome(job: ScriptJob, exit_code: Optional[int], duration_s: float) ->
     outcome = ScriptOutcome(status="failed", exit_code=exit_code, duration_s=duration_s, spool_dir=out / "spool")
     result_path = out / "result.json"
     if result_path.exists():
-        result = json.loads(result_path.read_text(encoding="utf-8"))
+        result = _read_json(result_path) or {"error": "the script's result file is unreadable (was it overwritten?)"}
         outcome.status = result.get("status", "failed")
         outcome.records = int(result.get("records", 0))
         outcome.error = result.get("error")
@@ -133,5 +133,16 @@ def read_outcome(job: ScriptJob, exit_code: Optional[int], duration_s: float) ->
         outcome.error = mask(outcome.error, job.secrets)
     metadata_path = out / "metadata.json"
     if metadata_path.exists():
-        outcome.metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+        outcome.metadata = _read_json(metadata_path)
+        if not isinstance(outcome.metadata, dict):
+            outcome.status, outcome.metadata = "failed", None
+            outcome.error = "the saved metadata is unreadable: it must be a JSON object written by metadata.save()"
     return outcome
+
+
+def _read_json(path: Path):
+    """The sandbox's files are the script's to scribble on: unreadable means None, not a crash."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return None

@@ -18,6 +18,16 @@ os.chdir(WORK_DIR)
 
 from lib import _runtime  # noqa: E402  (needs the work dir on sys.path first)
 
+# A process the script forks with os.fork() returns into this harness too. Only the harness's
+# own process may report: a child that wrote result.json (racing its siblings) or flushed its
+# copy of the spool's buffer (duplicating records) would corrupt the outcome.
+HARNESS_PID = os.getpid()
+
+
+def _leave_if_forked(code: int) -> None:
+    if os.getpid() != HARNESS_PID:
+        os._exit(code)
+
 
 def _line_in_script(tb) -> int | None:
     """The innermost frame of the traceback that belongs to the user's script."""
@@ -58,14 +68,18 @@ def main() -> int:
             result = {"status": "failed", "error": f"the script exited with status {exc.code}",
                       "error_type": "SystemExit", "error_line": _line_in_script(exc.__traceback__)}
     except BaseException as exc:  # noqa: BLE001 - everything the script raises is reported
+        _leave_if_forked(1)
         result = _report_failure(exc)
     finally:
+        _leave_if_forked(0 if result["status"] == "succeeded" else 1)
         _runtime.outputStream.close()
     result["records"] = _runtime.outputStream.count
     sys.stdout.flush()
     sys.stderr.flush()
-    with open(os.path.join(_runtime.OUT_DIR, "result.json"), "w", encoding="utf-8") as handle:
+    result_path = os.path.join(_runtime.OUT_DIR, "result.json")
+    with open(result_path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(result, handle)
+    os.replace(result_path + ".tmp", result_path)  # a kill mid-write leaves no half a result
     return 0 if result["status"] == "succeeded" else 1
 
 

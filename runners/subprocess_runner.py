@@ -111,6 +111,10 @@ class SubprocessRunner(Runner):
 
     def start(self, job: ScriptJob, on_log: LogSink) -> RunHandle:
         prepare_work_dir(job)
+        if not job.network:
+            # Cutting a child's network needs namespaces this runner does not assume it has.
+            on_log("[tributary] note: the subprocess runner cannot take the network away; "
+                   "use the docker runner for feeds that must run without network")
         python = ensure_environment(self.settings.envs_dir, job.dependencies, on_log)
         started = time.monotonic()
         process = subprocess.Popen(

@@ -157,3 +157,20 @@ def test_trigger_payload_reaches_the_script(runner_name, tributary):
     run = execute_run(create_run("hooked", trigger="webhook", payload={"who": "ci"}).id)
     assert run.status == "succeeded", run.error
     assert warehouse_rows(tributary, "SELECT who FROM hooked") == [("ci",)]
+
+
+def test_a_script_that_forks_reports_once(runner_name):
+    script = (
+        "import os\nfrom lib import outputStream\noutputStream.write({'a': 1})\n"
+        "pid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
+    )
+    result = test_script(TestRequest(script=script, run_to_completion=True))
+    assert result.ok, result.error
+    assert result.count == 1 and result.records == [{"a": 1}]
+
+
+def test_a_script_overwriting_its_result_file_fails_cleanly(runner_name):
+    script = "import atexit\natexit.register(lambda: open('out/metadata.json', 'w').write('not json'))\n"
+    result = test_script(TestRequest(script=script))
+    assert not result.ok
+    assert "metadata is unreadable" in result.error

@@ -1,0 +1,72 @@
+"""Dependency images of the docker runner: built on a set's first run (the build streams into
+the run's log), reused by later runs, built once when two runs need a new set at the same
+time; and the host CA bundle reaches the container when configured."""
+
+import threading
+from pathlib import Path
+
+from core.runs import TestRequest, test_script
+from runners.docker_images import builds_started
+
+USES_TINYDB = "import tinydb\nfrom lib import outputStream\noutputStream.write({'version': tinydb.__version__})\n"
+
+
+def builds() -> int:
+    return sum(builds_started.values())
+
+
+def test_a_dependency_set_is_built_once_then_reused(docker_runner):
+    before = builds()
+    first = test_script(TestRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.1"]))
+    assert first.ok, "\n".join(first.logs)
+    assert first.records == [{"version": "4.7.1"}]
+    assert any("Successfully installed tinydb-4.7.1" in line for line in first.logs)  # pip's own output
+    assert builds() == before + 1
+
+    second = test_script(TestRequest(script=USES_TINYDB, dependencies=[" tinydb==4.7.1 "]))
+    assert second.ok and second.records == [{"version": "4.7.1"}]
+    assert builds() == before + 1
+    assert any("using cached environment image" in line for line in second.logs)
+
+
+def test_two_runs_needing_the_same_new_set_build_it_once(docker_runner):
+    before = builds()
+    results = []
+
+    def run() -> None:
+        results.append(test_script(TestRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.0"])))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(240)
+    assert [r.records for r in results] == [[{"version": "4.7.0"}]] * 2, [r.error for r in results]
+    assert builds() == before + 1
+    assert sorted(any("using cached environment image" in line for line in r.logs) for r in results) == [False, True]
+
+
+READS_CA = '''
+import os
+from lib import outputStream
+with open("/etc/ssl/certs/ca-certificates.crt") as handle:
+    first_line = handle.readline().strip()
+outputStream.write({"first_line": first_line, "requests_uses": os.environ.get("REQUESTS_CA_BUNDLE")})
+'''
+
+
+def test_the_configured_ca_bundle_is_what_the_container_trusts(docker_runner, monkeypatch, tmp_path):
+    bundle = tmp_path / "corporate-ca.crt"
+    system_bundle = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+    bundle.write_text("# corporate proxy CA for tributary\n" + system_bundle)
+    monkeypatch.setenv("TRIBUTARY_DOCKER_CA_BUNDLE", str(bundle))
+    result = test_script(TestRequest(script=READS_CA))
+    assert result.ok, result.error
+    assert result.records == [{"first_line": "# corporate proxy CA for tributary",
+                               "requests_uses": "/etc/ssl/certs/ca-certificates.crt"}]
+
+    monkeypatch.setenv("TRIBUTARY_DOCKER_CA_BUNDLE", "none")
+    result = test_script(TestRequest(script=READS_CA))
+    assert result.ok, result.error
+    assert result.records[0]["first_line"] != "# corporate proxy CA for tributary"
+    assert result.records[0]["requests_uses"] is None
