@@ -40,8 +40,8 @@ def test_unknown_feed_active_run_rate_limit_and_pause(hooked, monkeypatch):
     status, conflict = webhooks.handle_trigger("hooked", hooked, None)
     assert status == 409 and conflict["run_id"] == body["run_id"]
     execute_run(body["run_id"])
-    monkeypatch.setenv("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", "3")
-    assert webhooks.handle_trigger("hooked", hooked, None)[0] == 429  # the fourth call within a minute
+    monkeypatch.setenv("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", "2")
+    assert webhooks.handle_trigger("hooked", hooked, None)[0] == 429  # a third call within a minute
     webhooks.reset_rate_limits()
     set_paused("hooked", True)
     assert webhooks.handle_trigger("hooked", hooked, None)[0] == 423
