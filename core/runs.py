@@ -328,13 +328,19 @@ def _load(run: Run, feed: Feed, outcome: ScriptOutcome, log: _RunLog) -> tuple[i
         destination = get_destination(name)
         log.system(f"loading {outcome.records} records into {destination.describe_target(feed.name)}")
         request = LoadRequest(table=feed.name, files=files, load_type=feed.load_type, run_id=run.id,
-                              loaded_at=utcnow(), primary_key=list(feed.primary_key))
+                              loaded_at=utcnow(), primary_key=list(feed.primary_key),
+                              max_rejected_ratio=feed.max_rejected_ratio)
         try:
             result = destination.load(request)
         except Exception as exc:  # noqa: BLE001 - any driver error fails the run, clearly
             raise TributaryError(f"loading into {name} failed: {exc}") from exc
-        results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location}
+        results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
+                         "rejected": result.rejected}
         loaded = max(loaded, result.rows)
+        for change in result.schema_changes:
+            log.system(f"{name}: {change}")
+        if result.rejected:
+            log.system(f"{name}: {result.rejected} rows rejected (see {feed.name}__rejected)")
         log.system(f"{name}: {'already held this run' if result.skipped else f'{result.rows} rows committed'}")
     return loaded, results
 

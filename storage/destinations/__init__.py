@@ -1,5 +1,6 @@
 """Destinations by name, and which ones each warehouse setting offers (as in Peak: Redshift
-users get Redshift and S3, Snowflake users get Snowflake). Drivers load only when used."""
+users get Redshift and S3, Snowflake users get Snowflake). Drivers load only when used:
+importing a destination's module never imports psycopg, boto3 or the Snowflake connector."""
 
 from __future__ import annotations
 
@@ -11,10 +12,17 @@ from storage.destinations.base import Destination
 DESTINATIONS = {
     "duckdb": "storage.destinations.duckdb:DuckDBDestination",
     "parquet": "storage.destinations.parquet:ParquetDestination",
+    "postgres": "storage.destinations.postgres:PostgresDestination",
+    "redshift": "storage.destinations.redshift:RedshiftDestination",
+    "s3": "storage.destinations.s3:S3Destination",
+    "snowflake": "storage.destinations.snowflake:SnowflakeDestination",
 }
 
 WAREHOUSES = {
     "local": ["duckdb", "parquet"],
+    "postgres": ["postgres"],
+    "redshift": ["redshift", "s3"],
+    "snowflake": ["snowflake"],
 }
 
 

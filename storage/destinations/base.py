@@ -8,23 +8,73 @@ destination can do is declared in `capabilities`, so callers never branch on nam
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from core.errors import TributaryError
+
 RUN_ID_COLUMN = "_tributary_run_id"
 LOADED_AT_COLUMN = "_tributary_loaded_at"
 AUDIT_COLUMNS = (RUN_ID_COLUMN, LOADED_AT_COLUMN)
+LOAD_LEDGER = "_tributary_loads"  # one row per committed load: what makes a retried load idempotent
+REJECTS_SUFFIX = "__rejected"
+LOAD_TYPE_TITLES = {"incremental": "Incremental", "truncate_insert": "Truncate and Insert", "upsert": "Upsert"}
+
+
+class LoadError(TributaryError):
+    """A load that cannot go ahead; the destination is left as it was."""
+
+
+class SpoolError(LoadError):
+    """The spool itself is unreadable (a truncated or corrupted file)."""
+
+
+class RejectedRowsError(LoadError):
+    """More records were rejected than the feed's failed row threshold allows."""
+
+
+@dataclass(frozen=True)
+class IdentifierRules:
+    """How a record's field names become column names in one system."""
+
+    max_length: int = 63  # counted in UTF-8 bytes: PostgreSQL and Redshift limit bytes, not characters
+    case: str = "preserve"  # preserve | lower | upper: the case the system folds unquoted names to
+    case_insensitive: bool = False  # DuckDB: "ID" and "id" name the same column even when quoted
+
+    def name(self, field_name: str) -> str:
+        name = field_name.lower() if self.case == "lower" else field_name.upper() if self.case == "upper" else field_name
+        if not name:
+            name = "_"
+        if len(name.encode()) <= self.max_length:
+            return name
+        # Too long: keep a readable prefix and a hash of the whole name so that two long names
+        # sharing a prefix stay distinct, and the same field always maps to the same column.
+        suffix = "_" + hashlib.sha1(field_name.encode()).hexdigest()[:8]
+        prefix = name.encode()[: self.max_length - len(suffix)].decode(errors="ignore")
+        return prefix + suffix
+
+    def identity(self, name: str) -> str:
+        """What two names must share to be the same column."""
+        return name.lower() if self.case_insensitive or self.case != "preserve" else name
 
 
 @dataclass(frozen=True)
 class Capabilities:
     load_types: frozenset[str]
     json_type: str
-    max_identifier_length: int = 63
+    identifiers: IdentifierRules = IdentifierRules()
+    widens_columns: bool = False  # integer -> float -> string in place, inside the load's transaction
+    max_text_bytes: int | None = None  # longer strings are rejected (Redshift VARCHAR holds 65535 bytes)
+    text_allows_nul: bool = True  # PostgreSQL and Redshift text cannot hold U+0000
     supports_schema_evolution: bool = True
+
+    @property
+    def max_identifier_length(self) -> int:
+        return self.identifiers.max_length
 
 
 @dataclass
@@ -35,6 +85,9 @@ class LoadRequest:
     run_id: str
     loaded_at: datetime
     primary_key: list[str] = field(default_factory=list)
+    # The feed's failed row threshold: the share of records that may be rejected (0.0 - 1.0)
+    # before the load fails instead of committing the rest.
+    max_rejected_ratio: float = 0.0
 
 
 @dataclass
@@ -42,6 +95,8 @@ class LoadResult:
     rows: int
     skipped: bool = False  # the destination already held this run id
     location: str = ""
+    rejected: int = 0  # records written to the rejects table instead
+    schema_changes: list[str] = field(default_factory=list)  # e.g. "added column x (BIGINT)"
 
 
 class Destination(ABC):
@@ -64,3 +119,13 @@ class Destination(ABC):
 
     def check(self) -> None:
         """Raise with a clear message when the destination cannot be reached."""
+
+    def require_load_type(self, request: LoadRequest) -> None:
+        if request.load_type not in self.capabilities.load_types:
+            offered = ", ".join(LOAD_TYPE_TITLES.get(t, t) for t in sorted(self.capabilities.load_types))
+            raise LoadError(
+                f"{self.title} does not support the load type "
+                f"{LOAD_TYPE_TITLES.get(request.load_type, request.load_type)} (it offers {offered})"
+            )
+        if request.load_type == "upsert" and not request.primary_key:
+            raise LoadError("Upsert needs a primary key: name one or more fields")

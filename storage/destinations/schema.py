@@ -1,0 +1,159 @@
+"""Schema planning: what a run's records look like (first pass over the spool), and how the
+destination's table must change to take them (new columns, widened columns, unloadable fields).
+
+Types are inferred over the whole run before anything is written, so a column created by a
+run has one type in every chunk and every staged file of that run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.destinations import spool
+from storage.destinations.base import AUDIT_COLUMNS, Capabilities
+from storage.destinations.column_types import INT64_MAX, INT64_MIN, TIMESTAMP_PATTERN, ColumnType, join, widened
+
+_SCALAR_KINDS = {bool: ColumnType.BOOLEAN, float: ColumnType.FLOAT}
+
+
+@dataclass
+class RunProfile:
+    """The value types each field took in one run, fields in the order they first appeared."""
+
+    records: int = 0
+    fields: dict[str, set[ColumnType]] = field(default_factory=dict)
+
+    def add(self, rows: list) -> None:
+        self.records += len(rows)
+        objects = [r for r in rows if type(r) is dict]
+        for key in dict.fromkeys(chain.from_iterable(objects)):
+            seen = self.fields.setdefault(key, set())
+            seen |= _types_of([r.get(key) for r in objects], seen)
+
+
+def _types_of(values: list, seen: set[ColumnType]) -> set[ColumnType]:
+    found: set[ColumnType] = set()
+    for kind in set(map(type, values)):
+        if kind is type(None):
+            continue
+        if kind in _SCALAR_KINDS:
+            found.add(_SCALAR_KINDS[kind])
+        elif kind is int:
+            ints = [v for v in values if type(v) is int]
+            if min(ints) >= INT64_MIN and max(ints) <= INT64_MAX:
+                found.add(ColumnType.INTEGER)
+            else:
+                found.update(ColumnType.INTEGER if INT64_MIN <= v <= INT64_MAX else ColumnType.STRING for v in ints)
+        elif kind is str:
+            found |= _string_types(values, seen | found)
+        else:
+            found.add(ColumnType.JSON)
+    return found
+
+
+def _string_types(values: list, known: set[ColumnType]) -> set[ColumnType]:
+    """Whether the strings are timestamps or plain text. Once a field has held plain text its
+    timestamps no longer matter (a new column becomes text, an existing timestamp column must
+    widen or reject the text either way), so the check stops there."""
+    if ColumnType.STRING in known:
+        return set()
+    strings = pa.array([v for v in values if type(v) is str], pa.string())
+    matches = pc.sum(pc.match_substring_regex(strings, TIMESTAMP_PATTERN)).as_py() or 0
+    found = {ColumnType.TIMESTAMP} if matches else set()
+    return found | ({ColumnType.STRING} if matches < len(strings) else set())
+
+
+def profile_spool(files: list[Path], chunk_rows: int = spool.DEFAULT_CHUNK_ROWS) -> RunProfile:
+    profile = RunProfile()
+    for rows in spool.read_chunks(files, chunk_rows):
+        profile.add(rows)
+    return profile
+
+
+@dataclass
+class PlannedColumn:
+    name: str  # the column's name in the destination
+    type: ColumnType
+    native: str  # the destination's type name, for DDL and messages
+    status: str  # existing | new | widened | absent (in the table, but no record of this run has it)
+    field: str | None = None  # the record field that feeds it
+    previous: str | None = None  # the native type before widening
+
+
+@dataclass
+class SchemaPlan:
+    table: str
+    table_exists: bool
+    columns: list[PlannedColumn]  # the table's order: existing columns first, then new ones
+    unloadable: dict[str, str] = field(default_factory=dict)  # field -> why it cannot be loaded
+
+    @property
+    def loaded(self) -> list[PlannedColumn]:
+        """The columns this run writes (absent ones stay null)."""
+        return [c for c in self.columns if c.status != "absent"]
+
+    @property
+    def new(self) -> list[PlannedColumn]:
+        return [c for c in self.columns if c.status == "new"]
+
+    @property
+    def widened(self) -> list[PlannedColumn]:
+        return [c for c in self.columns if c.status == "widened"]
+
+    def column_for(self, field_name: str) -> PlannedColumn | None:
+        return next((c for c in self.columns if c.field == field_name), None)
+
+    def changes(self) -> list[str]:
+        if not self.table_exists:
+            return [f"created table {self.table} with {len(self.columns)} columns"] if self.columns else []
+        changes = [f"added column {c.name} ({c.native})" for c in self.new]
+        changes += [f"widened column {c.name} from {c.previous} to {c.native}" for c in self.widened]
+        return changes
+
+
+ExistingColumns = dict[str, tuple[ColumnType, str]]  # column name -> (type, native type)
+
+
+def plan_schema(
+    table: str,
+    profile: RunProfile,
+    existing: ExistingColumns | None,
+    capabilities: Capabilities,
+    native_type: Callable[[ColumnType], str],
+) -> SchemaPlan:
+    """Match the run's fields to the table's columns (existing=None: no table yet)."""
+    rules = capabilities.identifiers
+    columns = [
+        PlannedColumn(name=name, type=kind, native=native, status="absent")
+        for name, (kind, native) in (existing or {}).items()
+    ]
+    by_identity = {rules.identity(c.name): c for c in columns}
+    reserved = {rules.identity(rules.name(a)) for a in AUDIT_COLUMNS}
+    claimed: dict[str, str] = {}
+    unloadable: dict[str, str] = {}
+    for field_name, seen in profile.fields.items():
+        name = rules.name(field_name)
+        identity = rules.identity(name)
+        if identity in reserved:
+            unloadable[field_name] = f"field {field_name!r} is reserved for Tributary's audit columns"
+            continue
+        if identity in claimed:
+            unloadable[field_name] = f"fields {claimed[identity]!r} and {field_name!r} would both be column {name}"
+            continue
+        claimed[identity] = field_name
+        column = by_identity.get(identity)
+        if column is None:
+            kind = join(seen)
+            columns.append(PlannedColumn(name=name, type=kind, native=native_type(kind), status="new", field=field_name))
+            continue
+        column.field, column.status = field_name, "existing"
+        wider = widened(column.type, seen) if capabilities.widens_columns else None
+        if wider is not None:
+            column.previous, column.type, column.native, column.status = column.native, wider, native_type(wider), "widened"
+    return SchemaPlan(table=table, table_exists=existing is not None, columns=columns, unloadable=unloadable)

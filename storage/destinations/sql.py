@@ -1,0 +1,105 @@
+"""What differs between the SQL warehouses (DuckDB, PostgreSQL, Redshift, Snowflake) when
+Tributary writes its statements: type names, parameter style, how JSON text is parsed and
+how a column is widened. Everything else in the statements is standard SQL shared by all four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.destinations.column_types import ColumnType
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class SqlDialect:
+    types: dict[ColumnType, str]
+    param: str  # the driver's placeholder: "?" (DuckDB) or "%s" (psycopg, Snowflake's pyformat)
+    json_parse: str = "{}"  # turns JSON text into the JSON type; "{}" is the text itself
+    widen_using_cast: bool = False  # PostgreSQL's ALTER ... TYPE needs USING for non-implicit casts
+    functions_in_values: bool = True  # Snowflake refuses PARSE_JSON(...) in a VALUES list; SELECT works
+
+    @property
+    def text(self) -> str:
+        return self.types[ColumnType.STRING]
+
+    @property
+    def timestamp(self) -> str:
+        return self.types[ColumnType.TIMESTAMP]
+
+    def native(self, kind: ColumnType) -> str:
+        return self.types[kind]
+
+    def params(self, count: int) -> str:
+        return ", ".join([self.param] * count)
+
+    def widen(self, table: str, column: str, native: str) -> str:
+        if self.widen_using_cast:
+            return f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} TYPE {native} USING {quote(column)}::{native}"
+        return f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} SET DATA TYPE {native}"
+
+
+def column_type_of(data_type: str, numeric_scale=None) -> ColumnType:
+    """Read back the type of an existing column from information_schema.columns.data_type.
+
+    Types Tributary never creates (DATE, UUID, a user's NUMERIC(10,2)...) count as text: values
+    are sent as text and the warehouse casts them, failing the load if it cannot.
+    """
+    name = data_type.lower()
+    if name in ("number", "numeric", "decimal"):
+        return ColumnType.INTEGER if not numeric_scale else ColumnType.FLOAT
+    if name in ("bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int8", "int4", "int2"):
+        return ColumnType.INTEGER
+    if name.startswith(("decimal", "numeric")):
+        return ColumnType.FLOAT
+    if name in ("double", "double precision", "float", "real", "float8", "float4"):
+        return ColumnType.FLOAT
+    if name in ("boolean", "bool"):
+        return ColumnType.BOOLEAN
+    if name.startswith("timestamp"):
+        return ColumnType.TIMESTAMP
+    if name in ("json", "jsonb", "super", "variant", "object", "array"):
+        return ColumnType.JSON
+    return ColumnType.STRING
+
+
+DUCKDB = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "BIGINT", ColumnType.FLOAT: "DOUBLE",
+        ColumnType.TIMESTAMP: "TIMESTAMPTZ", ColumnType.STRING: "VARCHAR", ColumnType.JSON: "JSON",
+    },
+    param="?",
+)
+
+POSTGRES = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "boolean", ColumnType.INTEGER: "bigint", ColumnType.FLOAT: "double precision",
+        ColumnType.TIMESTAMP: "timestamptz", ColumnType.STRING: "text", ColumnType.JSON: "jsonb",
+    },
+    param="%s",
+    widen_using_cast=True,
+)
+
+# Redshift's VARCHAR is limited to 65535 bytes; SUPER holds semi-structured values and is
+# filled from JSON text with JSON_PARSE.
+REDSHIFT = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "BIGINT", ColumnType.FLOAT: "DOUBLE PRECISION",
+        ColumnType.TIMESTAMP: "TIMESTAMPTZ", ColumnType.STRING: "VARCHAR(65535)", ColumnType.JSON: "SUPER",
+    },
+    param="%s",
+    json_parse="JSON_PARSE({})",
+)
+
+SNOWFLAKE = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "NUMBER(38,0)", ColumnType.FLOAT: "FLOAT",
+        ColumnType.TIMESTAMP: "TIMESTAMP_TZ", ColumnType.STRING: "VARCHAR", ColumnType.JSON: "VARIANT",
+    },
+    param="%s",
+    json_parse="PARSE_JSON({})",
+    functions_in_values=False,
+)
