@@ -1,13 +1,15 @@
 """The Tributary server: `streamlit run app.py` (or `uvicorn app:app`, one worker).
 
 An st.App serving the UI (ui.py) with a lifespan that starts the process-wide services once
-(core.server_state: store migrations, recovery of interrupted runs, the demo API; later the
-scheduler) and the /api routes. No UI code here.
+(core.server_state: store migrations, recovery of interrupted runs, the scheduler and run
+queue, the demo API) and the /api routes: health, and the webhook trigger. No UI code here.
+Run ONE worker: each worker would start its own scheduler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core import server_state
+from core import server_state, webhooks
 from core.access import LocalOnlyMiddleware
 
 UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
+MAX_WEBHOOK_BODY = 1024 * 1024  # a trigger's payload is a small JSON object
 
 
 @asynccontextmanager
@@ -41,9 +44,29 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+async def trigger_feed(request: Request) -> JSONResponse:
+    """POST /api/feeds/{name}/trigger: the webhook trigger (core.webhooks decides)."""
+    if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
+        return JSONResponse({"error": "payload: the request body is larger than 1 MB"}, status_code=413)
+    raw = await request.body()
+    if len(raw) > MAX_WEBHOOK_BODY:
+        return JSONResponse({"error": "payload: the request body is larger than 1 MB"}, status_code=413)
+    try:
+        payload = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return JSONResponse({"error": "payload: the request body is not valid JSON"}, status_code=400)
+    status, body = await asyncio.to_thread(
+        webhooks.handle_trigger, request.path_params["name"], request.headers.get(webhooks.TOKEN_HEADER), payload
+    )
+    return JSONResponse(body, status_code=status)
+
+
 app = st.App(
     UI_SCRIPT,
     lifespan=lifespan,
-    routes=[Route("/api/health", health, methods=["GET"])],
+    routes=[
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/feeds/{name}/trigger", trigger_feed, methods=["POST"]),
+    ],
     middleware=[Middleware(LocalOnlyMiddleware)],
 )

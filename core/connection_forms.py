@@ -39,7 +39,8 @@ def json_body_problem(text: str) -> JsonProblem | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return JsonProblem(f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", exc.lineno, exc.colno)
+        message = f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        return JsonProblem(message, exc.lineno, exc.colno)
     if not isinstance(value, (dict, list)):
         return JsonProblem("must be a JSON object or array", 1, 1)
     return None

@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from core import drafts
+from core import drafts, triggers
 from core.connections import list_connections
 from core.errors import NotFound
 from core.feeds import DEFAULT_TRIGGER, PEAK_TEMPLATE, FeedSpec, create_feed, edit_feed, get_feed, list_feeds, spec_of
@@ -24,7 +24,7 @@ from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name
 from storage.destinations import destination_class, destinations_for_warehouse
 
 STAGES = ("Connection", "Import Configuration", "Destination", "Trigger")
-TRIGGERS = {"manual": "Manual: the feed runs when someone clicks Run now"}
+MANUAL_TRIGGER = {"type": "manual"}
 PREVIEW_LOG_LINES = 500  # log tail kept with a draft's last test
 
 Problems = list[tuple[str, str]]
@@ -105,11 +105,11 @@ def edit_draft_id(feed_name: str, owner: str) -> str:
     return f"edit-{feed_name}-{_owner_tag(owner)}"
 
 
-def draft_for_feed(feed_name: str, owner: str) -> tuple[FeedDraft, bool]:
-    """The owner's unsaved changes to a feed if any (True), else a fresh draft of it (False)."""
+def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
+    """The owner's unsaved changes to a feed if any (saved_at set), else a fresh draft of it."""
     draft_id = edit_draft_id(feed_name, owner)
     if drafts.draft_exists(draft_id):
-        return _from_document(drafts.load_draft(draft_id)), True
+        return _from_document(drafts.load_draft(draft_id))
     spec = spec_of(get_feed(feed_name))
     draft = FeedDraft(
         id=draft_id, owner=owner, mode="edit", original_name=spec.name, stage=0, connection=spec.connection,
@@ -119,7 +119,7 @@ def draft_for_feed(feed_name: str, owner: str) -> tuple[FeedDraft, bool]:
         memory_limit_mb=spec.memory_limit_mb,
     )
     draft.saved_fingerprint = fingerprint(draft)
-    return draft, False
+    return draft
 
 
 def discard(draft: FeedDraft) -> None:
@@ -280,7 +280,8 @@ def destination_choices(draft: FeedDraft) -> list[DestinationChoice]:
     for name in destinations_for_warehouse(get_settings().warehouse):
         cls = destination_class(name)
         supported = draft.load_type in cls.capabilities.load_types
-        reason = "" if supported else f"does not support the load type {LOAD_TYPES.get(draft.load_type, draft.load_type)}"
+        load_type = LOAD_TYPES.get(draft.load_type, draft.load_type)
+        reason = "" if supported else f"does not support the load type {load_type}"
         choices.append(DestinationChoice(name, cls.title, cls().describe_target(table), supported, reason))
     return choices
 
@@ -299,9 +300,21 @@ def _destination_problems(draft: FeedDraft) -> Problems:
     return problems
 
 
+def trigger_choices(draft: FeedDraft) -> list[dict]:
+    """Manual, plus the feed's own trigger when it has another one (a schedule or a webhook
+    set elsewhere is kept, never silently replaced)."""
+    current = draft.trigger or MANUAL_TRIGGER
+    return [MANUAL_TRIGGER] + ([current] if current.get("type", "manual") != "manual" else [])
+
+
+def describe_trigger(trigger: dict) -> str:
+    if (trigger or {}).get("type", "manual") == "manual":
+        return "Manual: the feed runs when someone clicks Run now"
+    return triggers.describe(trigger)
+
+
 def _trigger_problems(draft: FeedDraft) -> Problems:
-    kind = (draft.trigger or {}).get("type")
-    return [] if kind in TRIGGERS else [("trigger", f"choose one of: {', '.join(TRIGGERS)}")]
+    return triggers.trigger_problems(draft.trigger or MANUAL_TRIGGER)
 
 
 _STAGE_RULES = (_connection_problems, _import_problems, _destination_problems, _trigger_problems)
@@ -322,23 +335,21 @@ def reachable_stage(draft: FeedDraft) -> int:
 # ---------------------------------------------------------------- saving
 
 
-def to_spec(draft: FeedDraft) -> FeedSpec:
-    return FeedSpec(
-        name=draft.original_name if draft.mode == "edit" else draft.feed_name, script=draft.script,
-        connection=draft.connection, dependencies=list(draft.dependencies), load_type=draft.load_type,
-        primary_key=_effective_primary_key(draft), destinations=list(draft.destinations),
-        trigger=dict(draft.trigger), tags=list(draft.tags), timeout_s=draft.timeout_s,
-        memory_limit_mb=draft.memory_limit_mb,
-    )
+def edited_fields(draft: FeedDraft) -> dict:
+    """What the four stages set. Everything else a feed has (limits, retries, a webhook
+    token...) is left as it is stored: the editor must not reset what it does not show."""
+    return {
+        "script": draft.script, "connection": draft.connection, "dependencies": list(draft.dependencies),
+        "load_type": draft.load_type, "primary_key": _effective_primary_key(draft),
+        "destinations": list(draft.destinations), "trigger": dict(draft.trigger), "tags": list(draft.tags),
+    }
 
 
 def save_feed(draft: FeedDraft) -> Feed:
     """Create or update the feed (the services validate everything again), then drop the draft."""
-    spec = to_spec(draft)
     if draft.mode == "edit":
-        changes = {k: v for k, v in asdict(spec).items() if k != "name"}
-        feed = edit_feed(spec.name, **changes)
+        feed = edit_feed(draft.original_name, **edited_fields(draft))
     else:
-        feed = create_feed(spec)
+        feed = create_feed(FeedSpec(name=draft.feed_name, **edited_fields(draft)))
     discard(draft)
     return feed

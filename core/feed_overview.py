@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from core import scheduler
 from core.feeds import connection_name, list_feeds
 from core.models import Feed
 from core.runs import ACTIVE_STATUSES, list_runs
@@ -33,12 +34,16 @@ class FeedRow:
 
 
 def next_run_text(feed: Feed) -> str:
-    """When the feed runs next, in words. Only manual triggers exist so far; schedules will
-    replace this with the scheduler's next fire time."""
+    """When the feed runs next, in words: the scheduler's next fire time for a schedule."""
     if feed.paused:
         return "paused"
     kind = (feed.trigger or {}).get("type", "manual")
-    return "when run by hand" if kind == "manual" else kind
+    if kind == "manual":
+        return "manual"
+    if kind == "webhook":
+        return "on webhook"
+    fire = scheduler.next_fire_of(feed.id)
+    return fire.strftime("%Y-%m-%d %H:%M UTC") if fire else "no further run"
 
 
 def _row(feed: Feed) -> FeedRow:
@@ -52,7 +57,8 @@ def _row(feed: Feed) -> FeedRow:
     )
 
 
-def feed_rows(name_contains: str = "", tags: list[str] | None = None, statuses: list[str] | None = None) -> list[FeedRow]:
+def feed_rows(name_contains: str = "", tags: list[str] | None = None,
+              statuses: list[str] | None = None) -> list[FeedRow]:
     """Feeds whose name contains the text (any case), that carry every chosen tag, and whose
     last run has one of the chosen statuses (PAUSED matches paused feeds)."""
     rows = []

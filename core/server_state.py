@@ -1,7 +1,7 @@
 """What the server process starts once, from app.py's lifespan, and stops at shutdown.
 
 Kept here rather than in app.py: under `python app.py` the launcher module is __main__, and a
-second import of it would start everything twice. The scheduler will start here too.
+second import of it would start everything twice.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 
+from core import scheduler
 from core.runs import recover_interrupted_runs
 from core.settings import get_settings
 from demo.api import DemoAPI
@@ -34,8 +35,9 @@ def _start_demo_api(port: int) -> DemoAPI | None:
 
 
 def start_services() -> dict:
-    """Migrate the store, free the feeds of runs a dead process left active, and start the
-    demo API (unless TRIBUTARY_DEMO_API=0). Idempotent within a process."""
+    """Migrate the store, free the feeds of runs a dead process left active, start the
+    scheduler with the run queue, and the demo API (unless TRIBUTARY_DEMO_API=0).
+    Idempotent within a process."""
     global _demo_api, _started
     with _lock:
         if _started:
@@ -45,6 +47,7 @@ def start_services() -> dict:
         recovered = recover_interrupted_runs()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+        scheduler.start()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)
         _started = True
@@ -54,6 +57,7 @@ def start_services() -> dict:
 def stop_services() -> None:
     global _demo_api, _started
     with _lock:
+        scheduler.stop()
         if _demo_api is not None:
             _demo_api.stop()
             _demo_api = None

@@ -105,12 +105,14 @@ def run_query(sql: str, max_rows: int = MAX_ROWS, timeout_s: float = QUERY_TIMEO
 
 
 def list_tables() -> pd.DataFrame:
-    """The warehouse's tables with their row and column counts (empty before any load)."""
+    """The warehouse's tables with their row and column counts (empty before any load).
+    Tributary's own bookkeeping tables start with "_", which no feed name can: not shown."""
     columns = ["table", "rows", "columns"]
     if not warehouse_path().exists():
         return pd.DataFrame(columns=columns)
     names = run_query(
-        "SELECT table_name, column_count FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
+        "SELECT table_name, column_count FROM duckdb_tables() "
+        "WHERE schema_name = 'main' AND NOT starts_with(table_name, '_') ORDER BY table_name"
     ).frame
     if names.empty:
         return pd.DataFrame(columns=columns)
@@ -121,6 +123,11 @@ def list_tables() -> pd.DataFrame:
     counts = run_query(counts_sql).frame
     merged = names.merge(counts, on="table_name")
     return merged.rename(columns={"table_name": "table", "column_count": "columns"})[columns]
+
+
+def example_query(table: str | None) -> str:
+    """What the SQL box starts with: a look at the first table."""
+    return f"SELECT * FROM {quote(table)} LIMIT 100" if table else "SELECT 42 AS answer"
 
 
 def table_preview(table: str, limit: int = 100) -> QueryResult:

@@ -27,17 +27,35 @@ def status_badge(status: str) -> None:
     st.badge(status, icon=STATUS_ICONS.get(status), color=STATUS_COLORS.get(status, "gray"))
 
 
+def count_of(number: int, noun: str) -> str:
+    """'1 record', '2 records'."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def sentence_start(text: str) -> str:
+    """Capitalise the first letter only ("authorization URL" -> "Authorization URL")."""
+    return text[:1].upper() + text[1:]
+
+
 def show_problems(problems: list[tuple[str, str]]) -> None:
     for field, message in problems:
-        st.error(f"**{field.capitalize()}** {message}", icon=":material/error:")
+        st.error(f"**{sentence_start(field)}** {message}", icon=":material/error:")
 
 
-def when(moment: datetime | None) -> str:
+def when(moment: datetime | None, seconds: bool = True) -> str:
     if moment is None:
         return "—"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC times
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def saved_time(iso: str) -> str:
+    """A draft's save time (ISO, UTC) as a user reads it."""
+    try:
+        return when(datetime.fromisoformat(iso))
+    except ValueError:
+        return iso
 
 
 def duration(seconds: float | None) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.parts.common import count_of, duration, status_badge
 from core.errors import Conflict, NotFound
 from core.runs import ACTIVE_STATUSES, cancel_run, get_run, read_log
-from pages.parts.common import duration, status_badge
 
 TAIL_LINES = 400
 
@@ -29,8 +29,9 @@ def _tail(text: str) -> str:
     return f"… {hidden} earlier lines …\n{shown}" if hidden > 0 else shown
 
 
-def render_run_log(run_id: str, key: str) -> None:
-    """Live while the run is active; a static log once it has ended."""
+def render_run_log(run_id: str, key: str, summary: bool = True) -> None:
+    """Live while the run is active; a static log once it has ended (with its status and
+    numbers above it unless the page shows them already)."""
     try:
         run = get_run(run_id)
     except NotFound as exc:
@@ -38,8 +39,13 @@ def render_run_log(run_id: str, key: str) -> None:
         return
     if run.status in ACTIVE_STATUSES:
         _live(run_id, key)
-    else:
-        st.code(_tail(_log_text(run_id)) or "(empty log)", language=None)
+        return
+    if summary:
+        badge, numbers = st.columns([1, 6], vertical_alignment="center")
+        with badge:
+            status_badge(run.status)
+        numbers.caption(run_summary_line(run))
+    st.code(_tail(_log_text(run_id)) or "(empty log)", language=None)
 
 
 @st.fragment(run_every="1s")
@@ -68,4 +74,4 @@ def run_seconds(run) -> float | None:
 
 
 def run_summary_line(run) -> str:
-    return f"{run.status} · {duration(run_seconds(run))} · {run.records_loaded} records loaded"
+    return f"{run.status} · {duration(run_seconds(run))} · {count_of(run.records_loaded, 'record')} loaded"

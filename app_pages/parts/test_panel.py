@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app_pages.parts.common import count_of
 from core.feed_editor import error_line_text
 from core.test_sessions import current_test
 
@@ -37,12 +38,13 @@ def _live_logs(owner_key: str) -> None:
 def render_result(summary: dict, script: str | None = None) -> None:
     """The outcome of a finished test, as core.feed_editor.summarise_test describes it."""
     if summary.get("ok"):
-        st.success(f"Test succeeded: {summary['count']} records in {summary['duration_s']:.2f} s.",
+        st.success(f"Test succeeded: {count_of(summary['count'], 'record')} in {summary['duration_s']:.2f} s.",
                    icon=":material/check_circle:")
     else:
         st.error(f"Test failed: {summary.get('error') or 'the script did not succeed'}", icon=":material/error:")
         _error_location(summary.get("error_line"), script)
-    with st.expander(f"Logs ({len(summary.get('logs') or [])} lines)", expanded=not summary.get("ok")):
+    lines = len(summary.get("logs") or [])
+    with st.expander(f"Logs ({count_of(lines, 'line')})", expanded=not summary.get("ok")):
         st.code("\n".join(summary.get("logs") or []) or "(no output)", language=None)
     if summary.get("ok") or summary.get("records"):
         _preview(summary)
@@ -59,7 +61,7 @@ def _error_location(line: int | None, script: str | None) -> None:
 
 def _preview(summary: dict) -> None:
     records = summary.get("records") or []
-    st.subheader("Preview")
+    st.subheader("Preview", anchor=False)
     count, shown, took = st.columns(3)
     count.metric("Records", summary.get("count", 0))
     shown.metric("Shown", len(records))

@@ -11,12 +11,12 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from app_pages.parts import stage_connection, stage_destination, stage_import, stage_trigger
+from app_pages.parts.common import flash, forget_keys, saved_time, sentence_start, show_problems
 from core import feed_editor
 from core.errors import Conflict, TributaryError, ValidationError
 from core.feed_editor import STAGES, FeedDraft
 from core.test_sessions import current_test, forget_test
-from pages.parts import stage_connection, stage_destination, stage_import, stage_trigger
-from pages.parts.common import flash, forget_keys, show_problems
 
 _RENDERERS = (stage_connection.render, stage_import.render, stage_destination.render, stage_trigger.render)
 
@@ -26,23 +26,24 @@ def render(draft: FeedDraft) -> None:
     if feed_editor.record_finished_test(draft, current_test(draft.id)):
         feed_editor.persist(draft)
         before = asdict(draft)
-    reachable = feed_editor.reachable_stage(draft)
-    draft.stage = min(draft.stage, reachable)
-    _stepper(draft, reachable)
+    draft.stage = min(draft.stage, feed_editor.reachable_stage(draft))
+    stepper = st.container()
     st.divider()
     _RENDERERS[draft.stage](draft)
     st.divider()
     _navigation(draft)
+    with stepper:  # drawn last, so that it reflects what the user just changed
+        _stepper(draft, feed_editor.reachable_stage(draft))
     if asdict(draft) != before:
         feed_editor.persist(draft)
     if draft.saved_at:
-        st.caption(f":material/cloud_done: Draft saved {draft.saved_at.replace('T', ' ')}")
+        st.caption(f":material/cloud_done: Draft saved at {saved_time(draft.saved_at)}")
 
 
 def _stepper(draft: FeedDraft, reachable: int) -> None:
     for index, (column, title) in enumerate(zip(st.columns(len(STAGES)), STAGES)):
-        done = index < draft.stage or (index < reachable and index != draft.stage)
-        icon = ":material/check_circle:" if done and index != draft.stage else None
+        # Every stage before the reachable one is complete; the current one is highlighted instead.
+        icon = ":material/check_circle:" if index < reachable and index != draft.stage else None
         if column.button(f"{index + 1}. {title}", key=f"{draft.id}:step:{index}", width="stretch", icon=icon,
                          type="primary" if index == draft.stage else "secondary", disabled=index > reachable):
             draft.stage = index
@@ -58,7 +59,7 @@ def _navigation(draft: FeedDraft) -> None:
         feed_editor.persist(draft)
         st.rerun()
     if problems:
-        hint.caption("To continue: " + "; ".join(f"{field} {message}" for field, message in problems))
+        hint.caption("To continue: " + " · ".join(f"{sentence_start(field)}: {message}" for field, message in problems))
     if draft.stage < len(STAGES) - 1:
         if forward.button("NEXT", type="primary", icon=":material/arrow_forward:", icon_position="right",
                           key=f"{draft.id}:next", disabled=bool(problems), width="stretch"):
@@ -81,6 +82,7 @@ def _save(draft: FeedDraft) -> None:
         return
     forget_test(draft.id)
     forget_keys(f"{draft.id}:")
-    st.session_state.pop("editor:new-draft", None)
+    for key in ("editor:new-draft", "editor:edit-draft"):
+        st.session_state.pop(key, None)
     flash(f"Feed {feed.name} saved." + (" Click Run now to run it." if draft.mode == "new" else ""))
-    st.switch_page("pages/feeds.py")
+    st.switch_page("app_pages/feeds.py")

@@ -3,7 +3,7 @@ CONNECTION dialog (name and auth type first), the parameters of each auth type, 
 view of a saved connection with its edit form, and deletion with confirmation.
 
 Secrets are never shown back: a saved password, header value or JSON body appears as ****
-with a "Replace" switch, and the form's widgets are forgotten once it is saved.
+with a "Replace" switch, and a saved form starts afresh under new widget keys.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import uuid
 import streamlit as st
 from streamlit_ace import st_ace
 
+from app_pages.parts.common import flash, forget_keys, show_problems
 from core.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
@@ -27,7 +28,6 @@ from core.connections import (
 from core.errors import Conflict, NotFound, TributaryError, ValidationError
 from core.secrets import MASK
 from core.validation import AUTH_TYPES, connection_name_problems
-from pages.parts.common import flash, forget_keys, show_problems
 
 _NEW_DIALOG = "conn:new-dialog"  # holds the caller's tag while the dialog is open
 _DELETE_DIALOG = "conn:delete-dialog"  # holds the name of the connection to delete
@@ -80,7 +80,11 @@ def _new_connection_dialog(tag: str) -> None:
         name = name.strip()
         saved = False
         if auth_type == "none":
-            create_connection(name, "none")  # nothing more to enter
+            try:
+                create_connection(name, "none")  # nothing more to enter
+            except (ValidationError, Conflict) as exc:  # e.g. taken a moment ago in another tab
+                show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+                return
             saved = True
         st.session_state[CREATED] = {"tag": tag, "name": name, "auth_type": auth_type, "saved": saved}
         _close_new()
@@ -94,10 +98,15 @@ def _new_connection_dialog(tag: str) -> None:
 
 
 def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> bool:
-    """The parameters of a connection's auth type with a Save button; True once saved."""
+    """The parameters of a connection's auth type with a Save button; True once saved.
+
+    After a save the form starts afresh under new widget keys, so what was typed (secrets
+    included) is neither shown again nor sent back by the browser."""
     if auth_type == "none":
         st.caption("No Auth: nothing to enter. Scripts call the API without credentials.")
         return False
+    generation_key = f"form-generation:{prefix}"
+    prefix = f"{prefix}:{st.session_state.get(generation_key, 0)}"
     if auth_type == "basic":
         data, problems = _basic_fields(prefix, name, existing)
     else:
@@ -115,7 +124,7 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
     except (ValidationError, Conflict) as exc:
         show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
         return False
-    forget_keys(f"{prefix}:")  # secrets must not linger in the session
+    st.session_state[generation_key] = st.session_state.get(generation_key, 0) + 1
     return True
 
 
@@ -156,7 +165,8 @@ def _custom_fields(prefix: str, name: str, existing: bool) -> tuple[ConnectionIn
             problems.append(("JSON body", problem.message))
     path, template = st.columns(2)
     token_path = path.text_input("Token path", value=stored.get("token_path", DEFAULT_TOKEN_PATH),
-                                 key=f"{prefix}:token-path", help="Where the token is in the auth response, e.g. data.token")
+                                 key=f"{prefix}:token-path",
+                                 help="Where the token is in the auth response, e.g. data.token")
     token_header = template.text_input("Token header", value=stored.get("token_header", DEFAULT_TOKEN_HEADER),
                                        key=f"{prefix}:token-header", help="Sent on every request; <token> is replaced")
     data = ConnectionInput(auth_url=auth_url, token_path=token_path, token_header=token_header,
@@ -182,7 +192,8 @@ def _header_rows(prefix: str, stored: dict) -> list[tuple[str, str]] | None:
         key_col, value_col, remove_col = st.columns([2, 3, 0.6], vertical_alignment="bottom")
         header = key_col.text_input("Header", key=f"{prefix}:h-name:{row_id}", placeholder="X-Client-Id")
         value = value_col.text_input("Value", key=f"{prefix}:h-value:{row_id}", type="password")
-        if remove_col.button("", icon=":material/delete:", key=f"{prefix}:h-remove:{row_id}", help="Remove this header"):
+        if remove_col.button("", icon=":material/delete:", key=f"{prefix}:h-remove:{row_id}",
+                             help="Remove this header"):
             st.session_state[rows_key].remove(row_id)
             st.rerun()
         rows.append((header or "", value or ""))
@@ -223,16 +234,32 @@ def connection_details(name: str, prefix: str) -> None:
     except NotFound as exc:
         st.warning(str(exc))
         return
-    name_col, type_col = st.columns(2)
-    name_col.text_input("Connection name", value=view["name"], disabled=True, key=f"{prefix}:ro-name")
-    type_col.text_input("Authentication type", value=view["auth_type_label"], disabled=True, key=f"{prefix}:ro-type")
+    st.caption(masked_summary(view))
     if view["auth_type"] != "none":
         with st.expander("Edit parameters", icon=":material/edit:"):
+            name_col, type_col = st.columns(2)
+            name_col.text_input("Connection name", value=view["name"], disabled=True, key=f"{prefix}:ro-name",
+                                help="Fixed once the connection exists")
+            type_col.text_input("Authentication type", value=view["auth_type_label"], disabled=True,
+                                key=f"{prefix}:ro-type", help="Fixed once the connection exists")
             if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
-                st.success(f"Connection {name} saved.")
+                flash(f"Connection {name} saved.")
+                st.rerun()
     if st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
         st.session_state[_DELETE_DIALOG] = name
         st.rerun()
+
+
+def masked_summary(view: dict) -> str:
+    """A saved connection in one line, secrets as ****."""
+    if view["auth_type"] == "basic":
+        return f"Username **{view.get('username', '')}** · password {view.get('password') or 'not set'}"
+    if view["auth_type"] == "custom":
+        headers = ", ".join(f"{h}: {v}" for h, v in (view.get("headers") or {}).items()) or "none"
+        body = view.get("body") or "none"
+        return (f"Token from **{view.get('auth_url', '')}** (at `{view.get('token_path')}`) sent as "
+                f"`{view.get('token_header')}` · headers {headers} · body {body}")
+    return "No Auth: scripts call the API without credentials."
 
 
 def _close_delete() -> None:
@@ -243,7 +270,7 @@ def _close_delete() -> None:
 def _delete_dialog(name: str) -> None:
     st.write(f"Delete the connection **{name}**? Its credentials are erased; this cannot be undone.")
     delete, cancel = st.columns(2)
-    if delete.button("Delete", type="primary", key="conn:delete-confirm", width="stretch"):
+    if delete.button("Yes, delete", type="primary", key="conn:delete-confirm", width="stretch"):
         try:
             delete_connection(name)
         except (Conflict, NotFound, TributaryError) as exc:

@@ -36,7 +36,7 @@ def require_access() -> str:
     else:
         # The server's middleware already refuses remote clients; this covers any other host.
         ip = st.context.ip_address
-        if ip is not None and not is_loopback(ip):
+        if isinstance(ip, str) and not is_loopback(ip):
             st.error(LOCAL_ONLY_MESSAGE, icon=":material/lock:")
             st.stop()
         st.session_state["tributary:owner"] = "local"
@@ -44,9 +44,9 @@ def require_access() -> str:
 
 
 def _require_oidc(secrets: dict) -> None:
-    if st.user.is_logged_in:
+    if st.user.get("is_logged_in"):
         return
-    st.title("Tributary")
+    st.title("Tributary", anchor=False)
     st.write("Sign in to work on your team's data feeds.")
     if st.button("Log in", type="primary", icon=":material/login:", key="access:login"):
         st.login(oidc_provider(secrets))
@@ -56,7 +56,7 @@ def _require_oidc(secrets: dict) -> None:
 def _require_password(encoded: str) -> None:
     if st.session_state.get(_GRANTED):
         return
-    st.title("Tributary")
+    st.title("Tributary", anchor=False)
     with st.form("access:password-form"):
         password = st.text_input("Team password", type="password", key="access:password")
         submitted = st.form_submit_button("Unlock", type="primary", icon=":material/lock_open:")
@@ -75,7 +75,8 @@ def _require_password(encoded: str) -> None:
 def sidebar_status(mode: str) -> None:
     with st.sidebar:
         if mode == MODE_LOCAL:
-            st.caption(":material/lock: **Local only.** No login is configured, so Tributary serves this computer only.")
+            st.caption(":material/lock: **Local only.** No login is configured, "
+                       "so Tributary serves this computer only.")
         elif mode == MODE_PASSWORD:
             st.caption(":material/group: Signed in with the team password.")
             if st.button("Lock", icon=":material/lock:", key="access:lock"):

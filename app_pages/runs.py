@@ -1,0 +1,78 @@
+"""Runs: history per feed and overall (status, start, duration, records), and one run's
+detail: its log (live while it runs), the state before and after, and the error."""
+
+import pandas as pd
+import streamlit as st
+
+from app_pages.parts.common import duration, status_badge, when
+from app_pages.parts.run_panel import render_run_log, run_seconds
+from core.errors import NotFound
+from core.feed_overview import STATUS_CHOICES
+from core.feeds import list_feeds
+from core.runs import get_run, list_runs
+
+ALL = ""
+
+st.title("Runs", anchor=False)
+feed_col, status_col = st.columns(2)
+feeds = [ALL, *[f.name for f in list_feeds()]]
+requested_run = st.query_params.get("run")
+feed = feed_col.selectbox("Feed", feeds, key="runs:feed", format_func=lambda n: n or "All feeds")
+statuses = status_col.multiselect("Status", [s for s in STATUS_CHOICES if s not in ("never run", "paused")],
+                                  key="runs:status", placeholder="Any status")
+runs = [r for r in list_runs(feed or None, limit=200) if not statuses or r.status in statuses]
+
+if not runs:
+    st.info("No runs yet. Start one with Run now on the Feeds page.")
+    st.stop()
+
+table = pd.DataFrame([{
+    "Run": r.id, "Feed": r.feed_name, "Status": r.status, "Trigger": r.trigger,
+    "Started": when(r.started_at or r.created_at), "Duration": duration(run_seconds(r)),
+    "Records loaded": r.records_loaded,
+} for r in runs])
+st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(runs)))
+
+ids = [r.id for r in runs]
+if requested_run and requested_run not in ids:
+    try:
+        ids.insert(0, get_run(requested_run).id)  # a run outside the filters, opened by link
+    except NotFound:
+        requested_run = None
+if requested_run and st.session_state.get("runs:selected-from-link") != requested_run:
+    st.session_state["runs:run"] = requested_run
+    st.session_state["runs:selected-from-link"] = requested_run
+by_id = {r.id: r for r in runs}
+run_id = st.selectbox("Run", ids, key="runs:run",
+                      format_func=lambda i: f"{i} · {by_id[i].feed_name} · {by_id[i].status}" if i in by_id else i)
+st.query_params["run"] = run_id
+
+run = get_run(run_id)
+st.subheader(f"Run {run.id}", anchor=False)
+badge, facts = st.columns([1, 5], vertical_alignment="center")
+with badge:
+    status_badge(run.status)
+facts.caption(f"Feed **{run.feed_name}** · trigger {run.trigger} · attempt {run.attempt} · "
+              f"started {when(run.started_at)}")
+took, written, loaded = st.columns(3)
+took.metric("Duration", duration(run_seconds(run)))
+written.metric("Records written", run.records_written)
+loaded.metric("Records loaded", run.records_loaded)
+if run.error:
+    where = f" (line {run.error_line} of the script)" if run.error_line and "line" not in run.error else ""
+    st.error(run.error + where, icon=":material/error:")
+
+st.markdown("**Log**")
+render_run_log(run.id, key="runs:log", summary=False)
+
+before, after = st.columns(2)
+with before:
+    st.markdown("**State before**")
+    st.json(run.state_before or {})
+with after:
+    st.markdown("**State after**")
+    st.json(run.state_after or {})
+if run.destination_results:
+    st.markdown("**Destinations**")
+    st.dataframe(pd.DataFrame([{"Destination": name, **result} for name, result in run.destination_results.items()]),
+                 hide_index=True)

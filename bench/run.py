@@ -1,0 +1,206 @@
+"""The one command behind `make bench`: Tributary's full run path against dlt and the floor,
+test-run latency per runner, the issue's targets, and the results written to bench/results/.
+
+    .venv/bin/python bench/run.py [--quick | --full] [--repeat 3] [--only floor,tributary,dlt,latency]
+
+Every throughput figure is the median of --repeat runs (3 by default), each run a separate
+process timed from start to exit, with the peak RSS of its whole process tree. One exception,
+by default: dlt's default setting at 1,000,000 records is measured in a single run, because
+one run takes about 3.5 minutes and 7.5 GB on an idle 2-core machine (6+ minutes when the
+machine is busy); three would push `make bench` past 20 minutes. The output, the results and
+the table say "1 run" next to that figure. --full measures it --repeat times like the rest;
+--quick leaves it out. Nothing is extrapolated: dlt's default setting does not scale linearly
+(its 100,000-record run already peaks at about 5 GB), so a figure scaled up from a smaller
+run would be wrong. The targets compare against dlt's batched settings, always measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import report  # noqa: E402
+
+SIZES = [report.SMALL, report.LARGE]
+SECTIONS = ("floor", "tributary", "dlt", "latency")
+LATENCY_RUNS = 20
+
+
+def ensure_requirements() -> None:
+    """Install bench/requirements.txt into this interpreter's environment when a package is
+    missing: the app's own requirements never include the benchmark's comparisons."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    wanted = [Requirement(line.split("#")[0].strip()) for line in (BENCH / "requirements.txt").read_text().splitlines()
+              if line.split("#")[0].strip()]
+    missing = []
+    for req in wanted:
+        try:
+            if not req.specifier.contains(metadata.version(req.name), prereleases=True):
+                missing.append(str(req))
+        except metadata.PackageNotFoundError:
+            missing.append(str(req))
+    if not missing:
+        return
+    print(f"installing the benchmark's requirements ({', '.join(missing)})", flush=True)
+    from uv import find_uv_bin
+
+    subprocess.run([find_uv_bin(), "pip", "install", "--quiet", "--python", sys.executable, "-r",
+                    str(BENCH / "requirements.txt")], check=True)
+
+
+def _line(title: str, fig: dict) -> str:
+    runs = " ".join(f"{s:.2f}" for s in fig.get("all_wall_s", []))
+    return (f"  {title:<34} {fig['records']:>9,} records  {fig['wall_s']:8.2f} s  {fig['records_per_s']:>9,} rec/s  "
+            f"peak RSS {fig['peak_rss_mb']:8.1f} MB   (runs: {runs} s)")
+
+
+def run_floor(results: dict, repeat: int, sizes: list[int]) -> None:
+    import bench_floor
+
+    print("\nThe floor: build the same records and write them as JSON lines, nothing else", flush=True)
+    for n in sizes:
+        fig = results["throughput"].setdefault("floor", {})[str(n)] = bench_floor.measure(n, repeat)
+        print(_line(f"floor ({fig['encoder']} {fig['encoder_version']})", fig), flush=True)
+
+
+def run_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
+    import bench_engine
+
+    print("\nTributary: `python -m core.cli run` of a Peak-style feed (sandbox, spool, DuckDB load, state commit)",
+          flush=True)
+    for n in sizes:
+        fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.measure(n, repeat)
+        print(_line("tributary", fig), flush=True)
+        print(f"  {'':<34} median phases: {bench_engine.format_phases(fig['phases'])}", flush=True)
+        print("\n".join(f"  {'':<32}{line.strip()}" for line in fig["processes"]), flush=True)
+
+
+def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: bool) -> None:
+    import bench_dlt
+
+    print(f"\ndlt {results['environment']['versions']['dlt']} into DuckDB, the same records "
+          "(each setting a separate process)", flush=True)
+    for setting in ("arrow", "pages", "default"):
+        key = f"dlt_{setting}"
+        for n in sizes:
+            runs = repeat
+            if setting == "default" and n == report.LARGE and not full:
+                if quick:
+                    results["skipped"].append(f"{report.CONTENDERS[key]} at {n:,} records (--quick)")
+                    print(f"  {bench_dlt.SETTINGS[setting]:<34} {n:>9,} records  left out by --quick", flush=True)
+                    continue
+                runs = 1
+                print(f"  ({bench_dlt.SETTINGS[setting]} at {n:,} records: 1 run, several minutes; --full for "
+                      f"{repeat})", flush=True)
+            fig = results["throughput"].setdefault(key, {})[str(n)] = bench_dlt.measure(setting, n, runs)
+            print(_line(bench_dlt.SETTINGS[setting][:34], fig), flush=True)
+
+
+def run_latency(results: dict) -> None:
+    print(f"\nTest-run latency: Peak's example against the demo API, {LATENCY_RUNS} warm runs per runner", flush=True)
+    # Its own process: the measurement sets TRIBUTARY_* variables and imports the app.
+    out = subprocess.run([sys.executable, str(BENCH / "bench_latency.py"), "--json", "--runs", str(LATENCY_RUNS)],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        results["latency"] = {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+        print(f"  not measured: {out.stderr.strip()[-500:]}", flush=True)
+        return
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    results["latency"] = {"runs": LATENCY_RUNS, **data["runners"]}
+    for runner, fig in data["runners"].items():
+        if "error" in fig:
+            print(f"  {runner:<12} not measured: {fig['error']}", flush=True)
+        else:
+            print(f"  {runner:<12} median {fig['median_s'] * 1000:7.1f} ms   p95 {fig['p95_s'] * 1000:7.1f} ms   "
+                  f"(the script's own part: median {fig['script']['median_s'] * 1000:.1f} ms)", flush=True)
+
+
+def print_comparison(results: dict, sizes: list[int]) -> None:
+    throughput = results["throughput"]
+    for n in sizes:
+        ours = throughput.get("tributary", {}).get(str(n))
+        if not ours:
+            continue
+        print(f"\nAt {n:,} records, Tributary ({ours['wall_s']:.2f} s, {ours['records_per_s']:,} rec/s, "
+              f"{ours['peak_rss_mb']:.0f} MB) compared:")
+        for key in (*report.DLT_KEYS, "floor"):
+            fig = throughput.get(key, {}).get(str(n))
+            if fig:
+                print(f"  vs {report.CONTENDERS[key]:<58} {report._versus(ours, fig, key)}")
+
+
+def print_targets(targets: list[dict]) -> None:
+    print("\nTargets (issue 7, on this machine):")
+    for t in targets:
+        distance = f"  -> {t['distance']}" if t["distance"] else ""
+        print(f"  [{t['status']:^12}] {t['target']}: {t['measured'] or '-'}{distance}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--quick", action="store_true", help="leave out dlt's default setting at 1,000,000 records")
+    how.add_argument("--full", action="store_true",
+                     help="measure dlt's default setting at 1,000,000 records --repeat times, not once")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES,
+                        help="record counts (default 100000 1000000; the targets need both of those)")
+    parser.add_argument("--no-install", action="store_true", help="do not install bench/requirements.txt")
+    args = parser.parse_args()
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    if unknown := sections - set(SECTIONS):
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if not args.no_install:
+        ensure_requirements()
+
+    started = time.monotonic()
+    environment = report.environment()
+    machine, versions = environment["machine"], environment["versions"]
+    results = {"started_at": report.now_iso(), "settings": {"repeat": args.repeat, "quick": args.quick, "full": args.full,
+               "sections": sorted(sections), "sizes": args.sizes}, "environment": environment,
+               "throughput": {}, "latency": {}, "skipped": []}
+    print(f"Tributary benchmarks on {machine['cpu_count']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB; "
+          f"Python {versions['python']}, DuckDB {versions['duckdb']}, dlt {versions['dlt']}, Tributary {versions['tributary']}")
+    mode = "--quick" if args.quick else "--full" if args.full else "default mode: dlt's default setting at 1M in 1 run"
+    print(f"each figure: median of {args.repeat} runs ({mode})")
+    load = machine["load_average_at_start"]
+    if load and load[0] > 0.25 * (machine["cpu_count"] or 1):
+        print(f"note: load average {load[0]} at start: other processes are using the CPUs, so every figure here "
+              "is slower than on an idle machine (the ratios suffer less)")
+
+    if "floor" in sections:
+        run_floor(results, args.repeat, args.sizes)
+    if "tributary" in sections:
+        run_tributary(results, args.repeat, args.sizes)
+    if "dlt" in sections:
+        run_dlt(results, args.repeat, args.sizes, args.quick, args.full)
+    if "latency" in sections:
+        run_latency(results)
+
+    results["finished_at"] = report.now_iso()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    environment["machine"]["load_average_at_end"] = report.load_average()
+    results["targets"] = report.evaluate_targets(results)
+    print_comparison(results, args.sizes)
+    print_targets(results["targets"])
+    for item in results["skipped"]:
+        print(f"not measured: {item}")
+    paths = report.write(results)
+    print(f"\nwrote {paths['json'].relative_to(ROOT)}, {paths['latest'].relative_to(ROOT)} and "
+          f"{paths['table'].relative_to(ROOT)} in {results['elapsed_s'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The app in a real browser: a user types a script into the Ace editor, tests it with live
+logs and the preview, goes through the four stages, saves and runs the feed; a draft
+survives a reload; a 10 s run leaves the UI responsive while its log grows on screen.
+
+Screenshots of each stage go to docs/screenshots/ (the README shows them)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import missing_service
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, ace_text, chromium_available, type_in_ace, wait_until_idle
+from tests.ui.server import start_server
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+MARKER = "# typed in a real browser"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("browser") / "data")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not chromium_available():
+        missing_service(f"Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a busy CI machine may take seconds per rerun
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, request, tmp_path):
+    context = browser.new_context(viewport={"width": 1360, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
+    context.close()
+
+
+def enter(field, text: str) -> None:
+    """Type into a text input and press Enter, which hands the value to Streamlit. (Tab is not
+    enough in a password field: focus stays inside the widget, on its eye button.)"""
+    field.fill(text)
+    field.press("Enter")
+
+
+def shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main area, so the window is made tall
+    enough to show all of it, then put back."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
+    time.sleep(0.5)  # let the layout settle at the new size
+    page.screenshot(path=str(SHOTS / name))
+    page.set_viewport_size(size)
+
+
+def open_page(page, server, path: str) -> None:
+    page.goto(server.url + path)
+    page.get_by_test_id("stSidebarNav").wait_for()
+    wait_until_idle(page)
+
+
+def script_lines(api_url: str) -> list[str]:
+    return [
+        MARKER,
+        "import requests",
+        "from lib import connection, outputStream, metadata",
+        f"response = connection.get('{api_url}/basic/entries')",
+        "entries = response.json()['entries']",
+        "print('fetched', len(entries), 'entries')",
+        "for entry in entries: outputStream.write(entry)",
+        "metadata.save({'fetched': len(entries)})",
+    ]
+
+
+def test_four_stages_test_save_and_run_in_a_browser(page, server):
+    from playwright.sync_api import expect
+
+    open_page(page, server, "/new-feed")
+    nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
+    titles = ["Feeds", "New feed", "Edit feed", "Connections", "Runs", "Data"]
+    expect(nav).to_have_text([re.compile(f"{title}$") for title in titles])  # after each icon's name
+
+    # Stage 1: NEW CONNECTION names it first, then its parameters are entered.
+    page.get_by_role("button", name="NEW CONNECTION").click()
+    dialog = page.get_by_role("dialog")
+    enter(dialog.get_by_label("Connection name", exact=True), "DemoApi")
+    wait_until_idle(page)
+    dialog.get_by_text("Basic Auth").click()
+    wait_until_idle(page)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("combobox", name="Select Connection")).to_have_value("DemoApi")
+    expect(page.get_by_text("parameters not saved yet")).to_be_visible()
+    enter(page.get_by_label("Username", exact=True), "demo")
+    enter(page.get_by_label("Password", exact=True), "demo-password")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Save parameters").click()
+    wait_until_idle(page)
+    expect(page.get_by_text("Edit parameters")).to_be_visible()
+    shot(page, "stage1-connection.png")
+    page.get_by_role("button", name="NEXT").click()
+
+    # Stage 2: type the script, TEST it, watch the live logs, then the preview.
+    expect(page.get_by_text("Script Editor")).to_be_visible()
+    page.frame_locator('iframe[title="streamlit_ace.streamlit_ace"]').locator(".ace_content").wait_for()
+    type_in_ace(page, script_lines(server.demo_api_url))
+    wait_until_idle(page)
+    page.get_by_role("button", name="TEST").click()
+    expect(page.get_by_text("Test succeeded: 100 records")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("fetched 100 entries").first).to_be_attached()
+    page.get_by_role("tab", name="TABULAR").click()
+    expect(page.get_by_role("tabpanel").filter(has=page.get_by_test_id("stDataFrame"))).to_be_visible()
+    enter(page.get_by_label("Feed Name", exact=True), "browser_entries")
+    wait_until_idle(page)
+    expect(page.get_by_text("Not used by another feed")).to_be_visible()
+    shot(page, "stage2-import-configuration.png")
+
+    # The draft survives a reload: same stage, same script, same test result.
+    page.reload()
+    page.get_by_test_id("stSidebarNav").wait_for()
+    page.frame_locator('iframe[title="streamlit_ace.streamlit_ace"]').locator(".ace_content").wait_for()
+    expect(page.get_by_text("Test succeeded: 100 records")).to_be_visible()
+    assert MARKER in ace_text(page)
+    assert page.get_by_label("Feed Name", exact=True).input_value() == "browser_entries"
+    page.get_by_role("button", name="NEXT").click()
+
+    # Stage 3: the embedded warehouse's destinations, with what each creates.
+    expect(page.get_by_text("Local Parquet files")).to_be_visible()
+    expect(page.get_by_text(re.compile("table browser_entries in the DuckDB file"))).to_be_visible()
+    page.get_by_text("Local Parquet files").click()
+    wait_until_idle(page)
+    shot(page, "stage3-destination.png")
+    page.get_by_role("button", name="NEXT").click()
+
+    # Stage 4: the trigger; SAVE returns to the Feeds page.
+    expect(page.get_by_text("Manual: the feed runs when someone clicks Run now")).to_be_visible()
+    shot(page, "stage4-trigger.png")
+    page.get_by_role("button", name="SAVE").click()
+    expect(page.get_by_text("Feed browser_entries saved.")).to_be_visible()
+
+    # Run now: the run's log appears on the page and the run succeeds.
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text("run succeeded: 100 records loaded").first).to_be_visible(timeout=60_000)
+    wait_until_idle(page)
+    shot(page, "feeds.png")
+
+    # The rows are on the Data page.
+    page.get_by_role("link", name="Data").click()
+    expect(page.get_by_text("Browse a table")).to_be_visible()
+    wait_until_idle(page)
+    shot(page, "data.png")
+
+
+SLOW_SCRIPT = """import time
+from lib import outputStream
+for i in range(10):
+    print(f"tick {i}", flush=True)
+    outputStream.write({"i": i})
+    time.sleep(1)
+"""
+
+
+def log_lines_on_screen(page) -> int:
+    """The live log's line count as shown, or -1 once the live view is gone (without waiting)."""
+    captions = page.get_by_text(re.compile(r"\d+ log lines so far")).all_inner_texts()
+    return int(captions[0].split()[0]) if captions else -1
+
+
+def test_run_now_on_a_10_s_feed_keeps_the_ui_responsive_while_its_log_grows(page, server, monkeypatch):
+    from playwright.sync_api import expect
+
+    from core.feeds import FeedSpec, create_feed
+    from core.runs import get_run, list_runs
+    from storage.db import dispose_all
+
+    monkeypatch.setenv("TRIBUTARY_DATA_DIR", str(server.data_dir))  # the server's own store
+    create_feed(FeedSpec(name="slow_feed", script=SLOW_SCRIPT, tags=["slow"]))
+    open_page(page, server, "/")
+
+    row = page.get_by_test_id("stHorizontalBlock").filter(has_text="slow_feed")
+    row.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text("Run of slow_feed")).to_be_visible()
+    [run] = list_runs("slow_feed")
+    expect(page.get_by_text(re.compile(r"\d+ log lines so far"))).to_be_visible()
+    first = log_lines_on_screen(page)
+
+    # The page answers while the run goes on: filtering the table takes effect.
+    page.get_by_placeholder("Filter by name").fill("slow")
+    page.get_by_placeholder("Filter by name").press("Enter")
+    expect(page.get_by_text("browser_entries")).to_have_count(0)
+    assert get_run(run.id).status == "running", "the run ended before the page answered"
+
+    # The log grows on screen while the run is still running.
+    grew_while_running = False
+    deadline = time.monotonic() + 20
+    while not grew_while_running and time.monotonic() < deadline:
+        running = get_run(run.id).status == "running"
+        grew_while_running = running and log_lines_on_screen(page) > first
+        time.sleep(0.5)
+    assert grew_while_running, f"the log did not grow on screen while the run was running (from {first} lines)"
+
+    expect(page.get_by_text("run succeeded: 10 records loaded").first).to_be_visible(timeout=60_000)
+    wait_until_idle(page)
+    shot(page, "feeds-run.png")
+    dispose_all()
+
+
+def test_dependencies_become_tags_with_tab_or_enter(page, server):
+    from playwright.sync_api import expect
+
+    open_page(page, server, "/new-feed")
+    old_url = page.url
+    page.get_by_role("button", name="Start over").click()
+    page.wait_for_url(lambda url: url != old_url)  # a new draft, with widgets of its own
+    wait_until_idle(page)
+    page.get_by_role("button", name="NEXT").click()
+    wait_until_idle(page)
+    field = page.get_by_role("combobox", name="Install Dependency")
+    field.click()
+    page.keyboard.type("requests>=2.32")
+    page.keyboard.press("Tab")
+    wait_until_idle(page)
+    field.click()
+    page.keyboard.type("not a package!")
+    page.keyboard.press("Enter")
+    wait_until_idle(page)
+    tags = page.get_by_test_id("stMultiSelect").filter(has_text="Install Dependency")
+    expect(tags).to_contain_text("requests>=2.32")
+    expect(tags).to_contain_text("not a package!")
+    expect(page.get_by_text("is not a valid requirement specifier").first).to_be_visible()
