@@ -21,6 +21,7 @@ pages = [
     st.Page("app_pages/connections.py", title="Connections", icon=":material/key:", url_path="connections"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:", url_path="runs"),
     st.Page("app_pages/data.py", title="Data", icon=":material/table_chart:", url_path="data"),
+    st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
 ]
 page = st.navigation(pages)
 sidebar_status(mode)

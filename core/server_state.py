@@ -11,6 +11,7 @@ import os
 import threading
 
 from core import scheduler
+from core.errors import TributaryError
 from core.runs import recover_interrupted_runs
 from core.settings import get_settings
 from demo.api import DemoAPI
@@ -34,9 +35,25 @@ def _start_demo_api(port: int) -> DemoAPI | None:
         return None
 
 
+def _remove_docker_leftovers() -> None:
+    """Remove the containers of runs a dead process left on the engine. An unreachable engine
+    must not stop the app: the Settings page and each docker run report it, and the first run
+    that reaches the engine cleans up then."""
+    try:
+        from runners.docker_runner import remove_leftovers
+
+        removed = remove_leftovers()
+    except (ImportError, TributaryError) as exc:
+        log.warning("docker runner: leftover containers not checked: %s", exc)
+        return
+    if removed:
+        log.warning("removed %d container(s) left by runs of a process that died: %s", len(removed), ", ".join(removed))
+
+
 def start_services() -> dict:
-    """Migrate the store, free the feeds of runs a dead process left active, start the
-    scheduler with the run queue, and the demo API (unless TRIBUTARY_DEMO_API=0).
+    """Migrate the store, free the feeds of runs a dead process left active, remove the
+    containers such runs left (docker runner), start the scheduler with the run queue, and the
+    demo API (unless TRIBUTARY_DEMO_API=0).
     Idempotent within a process."""
     global _demo_api, _started
     with _lock:
@@ -47,6 +64,8 @@ def start_services() -> dict:
         recovered = recover_interrupted_runs()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+        if settings.runner == "docker":
+            _remove_docker_leftovers()
         scheduler.start()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)

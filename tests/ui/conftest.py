@@ -22,6 +22,7 @@ PAGES = {
     "connections": "app_pages/connections.py",
     "runs": "app_pages/runs.py",
     "data": "app_pages/data.py",
+    "settings": "app_pages/settings.py",
 }
 
 

@@ -99,7 +99,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
 
     open_page(page, server, "/new-feed")
     nav = page.get_by_test_id("stSidebarNav").get_by_role("link")
-    titles = ["Feeds", "New feed", "Edit feed", "Connections", "Runs", "Data"]
+    titles = ["Feeds", "New feed", "Edit feed", "Connections", "Runs", "Data", "Settings"]
     expect(nav).to_have_text([re.compile(f"{title}$") for title in titles])  # after each icon's name
 
     # Stage 1: NEW CONNECTION names it first, then its parameters are entered.

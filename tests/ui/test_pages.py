@@ -9,7 +9,7 @@ from core.runs import start_run
 from tests.ui.conftest import PAGES, new_app
 
 TITLES = {"feeds": "Feeds", "new": "New feed", "edit": "Edit feed", "connections": "Connections",
-          "runs": "Runs", "data": "Data"}
+          "runs": "Runs", "data": "Data", "settings": "Settings"}
 
 
 def with_data():
