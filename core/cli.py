@@ -58,7 +58,7 @@ def _feed_changes(args) -> dict:
     if args.script is not None:
         changes["script"] = _read_text(args.script)
     simple = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb",
-              "retries": "retries", "retry_backoff": "retry_backoff_s"}
+              "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio"}
     for arg, key in simple.items():
         if getattr(args, arg) is not None:
             changes[key] = getattr(args, arg)
@@ -243,6 +243,8 @@ def _feed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, help="extra attempts after a failed run")
     parser.add_argument("--retry-backoff", type=int, help="seconds before the first retry (doubles each time)")
     parser.add_argument("--network", choices=["on", "off"], help="off: run the script with no network (docker)")
+    parser.add_argument("--max-rejected", type=float, help="failed row threshold: share of rows a destination may "
+                                                           "reject before the run fails (0-1, default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:

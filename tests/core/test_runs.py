@@ -178,3 +178,22 @@ def test_runs_left_active_by_a_dead_process_are_recovered(any_store):
     recovered = get_run(stale.id)
     assert recovered.status == "failed" and "interrupted" in recovered.error
     assert execute_run(create_run("paged").id).status == "succeeded"  # the feed is free again
+
+
+def test_rows_that_do_not_fit_are_rejected_within_the_feeds_threshold(tributary):
+    script = (
+        "from lib import outputStream, metadata\nrun = metadata.get('run', 1)\n"
+        "values = [1, 2, 3] if run == 1 else [4, {'not': 'a number'}, 6, 7]\n"
+        "for v in values:\n    outputStream.write({'n': v})\nmetadata.save({'run': run + 1})\n"
+    )
+    create_feed(FeedSpec(name="strict", script=script))
+    assert run("strict").status == "succeeded"
+    failed = run("strict")  # one row in four cannot be loaded: over the default 0% threshold
+    assert failed.status == "failed" and "reject" in failed.error.lower()
+    assert current_state("strict") == {"run": 2}
+    edit_feed("strict", max_rejected_ratio=0.5)
+    passed = run("strict")
+    assert passed.status == "succeeded", passed.error
+    assert passed.destination_results["duckdb"]["rejected"] == 1
+    assert warehouse_rows(tributary, "SELECT count(*) FROM strict") == [(6,)]
+    assert warehouse_rows(tributary, "SELECT count(*) FROM strict__rejected") == [(1,)]
