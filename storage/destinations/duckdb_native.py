@@ -20,7 +20,7 @@ from storage.destinations.column_types import TIMESTAMP_PATTERN, ColumnType
 from storage.destinations.sql import quote
 
 # Bounded memory: DuckDB spills to disk beyond this instead of growing with the run.
-MEMORY_LIMIT = "192MB"
+MEMORY_LIMIT = "128MB"
 _MAX_OBJECT = 16 * 1024 * 1024  # DuckDB's default; larger records take the generic load
 
 _INFERRED = {
