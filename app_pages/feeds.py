@@ -6,6 +6,7 @@ import streamlit as st
 from app_pages.parts.common import flash, show_flash, status_badge, when
 from app_pages.parts.run_panel import render_run_log
 from app_pages.parts.test_panel import render_live_logs, render_result
+from app_pages.parts.trigger_webhook import show_new_tokens
 from core.errors import Conflict, NotFound, TributaryError
 from core.feed_editor import summarise_test
 from core.feed_overview import STATUS_CHOICES, FeedRow, all_tags, feed_rows
@@ -138,6 +139,7 @@ title, new = st.columns([5, 1], vertical_alignment="bottom")
 title.title("Feeds", anchor=False)
 new.page_link("app_pages/new_feed.py", label="New feed", icon=":material/add_circle:")
 show_flash()
+show_new_tokens()  # a webhook token a SAVE just generated: the one time it can be seen
 if "feeds:error" in st.session_state:
     st.error(st.session_state.pop("feeds:error"), icon=":material/block:")
 if WATCHED_RUN in st.session_state:

@@ -1,17 +1,44 @@
-"""Runs: history per feed and overall (status, start, duration, records), and one run's
-detail: its log (live while it runs), the state before and after, and the error."""
+"""Runs: history per feed and overall (status, start, duration, records, and for a queued
+run why it waits), and one run's detail: its log (live while it runs), the state before and
+after, the error, and what its watchers were sent."""
 
 import pandas as pd
 import streamlit as st
 
-from app_pages.parts.common import duration, status_badge, when
+from app_pages.parts.common import count_of, duration, status_badge, when
 from app_pages.parts.run_panel import render_run_log, run_seconds
 from core.errors import NotFound
 from core.feed_overview import STATUS_CHOICES
 from core.feeds import list_feeds
-from core.runs import get_run, list_runs
+from core.run_queue import queue_reasons
+from core.runs import FINAL_STATUSES, get_run, list_runs
+from core.watchers import delivery_views
 
 ALL = ""
+_WHAT = {"email": "the email", "webhook": "the webhook call"}
+
+
+def deliveries(run) -> None:
+    """What the feed's watchers were sent about this run, and why a sending failed."""
+    views = delivery_views(run.id)
+    st.markdown("**Watcher deliveries**")
+    if not views:
+        ended = run.status in FINAL_STATUSES
+        st.caption("No watcher was notified about this run." if ended else "Watchers hear about a run when it ends.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "Event": v["title"], "Channel": v["channel"] or "(watcher removed)", "To": v["target"] or "—",
+        "Status": v["status"], "Attempts": v["attempts"], "Error": v["error"] or "",
+    } for v in views]), hide_index=True)
+    for view in views:
+        what = _WHAT.get(view["channel"], "the notification") + (f" to {view['target']}" if view["target"] else "")
+        tries = count_of(view["attempts"], "attempt")
+        if view["status"] == "failed":
+            st.error(f"Could not deliver {what} ({view['title']}) after {tries}: {view['error']}",
+                     icon=":material/notifications_off:")
+        elif view["status"] == "pending":
+            st.caption(f":material/hourglass_top: Still trying to deliver {what} ({tries} so far).")
+
 
 st.title("Runs", anchor=False)
 feed_col, status_col = st.columns(2)
@@ -26,10 +53,11 @@ if not runs:
     st.info("No runs yet. Start one with Run now on the Feeds page.")
     st.stop()
 
+waiting = queue_reasons(runs)
 table = pd.DataFrame([{
     "Run": r.id, "Feed": r.feed_name, "Status": r.status, "Trigger": r.trigger,
     "Started": when(r.started_at or r.created_at), "Duration": duration(run_seconds(r)),
-    "Records loaded": r.records_loaded,
+    "Records loaded": r.records_loaded, **({"Waiting for": waiting.get(r.id, "")} if waiting else {}),
 } for r in runs])
 st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(runs)))
 
@@ -58,6 +86,8 @@ took, written, loaded = st.columns(3)
 took.metric("Duration", duration(run_seconds(run)))
 written.metric("Records written", run.records_written)
 loaded.metric("Records loaded", run.records_loaded)
+if run.status == "queued":
+    st.info(waiting.get(run.id) or queue_reasons([run]).get(run.id), icon=":material/schedule:")
 if run.error:
     where = f" (line {run.error_line} of the script)" if run.error_line and "line" not in run.error else ""
     st.error(run.error + where, icon=":material/error:")
@@ -76,3 +106,6 @@ if run.destination_results:
     st.markdown("**Destinations**")
     st.dataframe(pd.DataFrame([{"Destination": name, **result} for name, result in run.destination_results.items()]),
                  hide_index=True)
+
+
+deliveries(run)

@@ -11,20 +11,21 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from core import drafts, triggers
+from core import drafts, trigger_form
 from core.connections import list_connections
-from core.errors import NotFound
+from core.errors import NotFound, TributaryError
 from core.feeds import DEFAULT_TRIGGER, PEAK_TEMPLATE, FeedSpec, create_feed, edit_feed, get_feed, list_feeds, spec_of
 from core.models import Feed
 from core.runs import TestRequest
 from core.settings import get_settings
 from core.state import current_state
 from core.test_sessions import TestSession
-from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems
+from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems, raise_if
+from core.watchers import add_watcher, list_watchers, remove_watcher
+from core.webhooks import regenerate_token
 from storage.destinations import destination_class, destinations_for_warehouse
 
 STAGES = ("Connection", "Import Configuration", "Destination", "Trigger")
-MANUAL_TRIGGER = {"type": "manual"}
 PREVIEW_LOG_LINES = 500  # log tail kept with a draft's last test
 
 Problems = list[tuple[str, str]]
@@ -48,6 +49,15 @@ class FeedDraft:
     feed_name: str = ""
     destinations: list[str] = field(default_factory=list)
     trigger: dict = field(default_factory=lambda: dict(DEFAULT_TRIGGER))
+    # Stage 4's form values (core.trigger_form); {} until the stage first shows.
+    trigger_form: dict = field(default_factory=dict)
+    # The watchers the feed should have after SAVE, each {"id" (None until added), "events",
+    # "channel", "target", "longer_than_minutes"}. None, like the three fields after it:
+    # "as stored", for an edit draft written before stage 4 showed them.
+    watchers: list[dict] | None = None
+    retries: int | None = None
+    retry_backoff_s: int | None = None
+    network: bool | None = None
     tags: list[str] = field(default_factory=list)
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
@@ -79,7 +89,10 @@ def persist(draft: FeedDraft) -> None:
 
 def new_draft(owner: str) -> FeedDraft:
     offered = destinations_for_warehouse(get_settings().warehouse)
-    draft = FeedDraft(id=drafts.new_draft_id("new"), owner=owner, destinations=offered[:1])
+    defaults = FeedSpec(name="")
+    draft = FeedDraft(id=drafts.new_draft_id("new"), owner=owner, destinations=offered[:1],
+                      trigger_form=trigger_form.default_form(), watchers=[], retries=defaults.retries,
+                      retry_backoff_s=defaults.retry_backoff_s, network=defaults.network)
     persist(draft)
     return draft
 
@@ -115,8 +128,9 @@ def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
         id=draft_id, owner=owner, mode="edit", original_name=spec.name, stage=0, connection=spec.connection,
         dependencies=list(spec.dependencies), script=spec.script, load_type=spec.load_type,
         primary_key=list(spec.primary_key), feed_name=spec.name, destinations=list(spec.destinations),
-        trigger=dict(spec.trigger), tags=list(spec.tags), timeout_s=spec.timeout_s,
-        memory_limit_mb=spec.memory_limit_mb,
+        trigger=dict(spec.trigger), trigger_form=trigger_form.form_from_trigger(spec.trigger), tags=list(spec.tags),
+        timeout_s=spec.timeout_s, memory_limit_mb=spec.memory_limit_mb, watchers=stored_watchers(spec.name),
+        retries=spec.retries, retry_backoff_s=spec.retry_backoff_s, network=spec.network,
     )
     draft.saved_fingerprint = fingerprint(draft)
     return draft
@@ -300,21 +314,39 @@ def _destination_problems(draft: FeedDraft) -> Problems:
     return problems
 
 
-def trigger_choices(draft: FeedDraft) -> list[dict]:
-    """Manual, plus the feed's own trigger when it has another one (a schedule or a webhook
-    set elsewhere is kept, never silently replaced)."""
-    current = draft.trigger or MANUAL_TRIGGER
-    return [MANUAL_TRIGGER] + ([current] if current.get("type", "manual") != "manual" else [])
+def stored_watchers(feed_name: str) -> list[dict]:
+    return [{"id": w.id, "events": list(w.events), "channel": w.channel, "target": w.target,
+             "longer_than_minutes": w.longer_than_minutes} for w in list_watchers(feed_name)]
 
 
-def describe_trigger(trigger: dict) -> str:
-    if (trigger or {}).get("type", "manual") == "manual":
-        return "Manual: the feed runs when someone clicks Run now"
-    return triggers.describe(trigger)
+def fill_trigger_stage(draft: FeedDraft) -> None:
+    """Give stage 4 its values where the draft has none yet (a draft from before the stage
+    had them): the stored feed's for an edit, the defaults for a new feed."""
+    if not draft.trigger_form:
+        draft.trigger_form = trigger_form.form_from_trigger(draft.trigger)
+    else:  # a form saved before a field was added gets that field's default
+        draft.trigger_form = {**trigger_form.default_form(), **draft.trigger_form}
+    if None not in (draft.watchers, draft.retries, draft.retry_backoff_s, draft.network):
+        return
+    stored = spec_of(get_feed(draft.original_name)) if draft.mode == "edit" else FeedSpec(name="")
+    if draft.watchers is None:
+        draft.watchers = stored_watchers(draft.original_name) if draft.mode == "edit" else []
+    draft.retries = stored.retries if draft.retries is None else draft.retries
+    draft.retry_backoff_s = stored.retry_backoff_s if draft.retry_backoff_s is None else draft.retry_backoff_s
+    draft.network = stored.network if draft.network is None else draft.network
+
+
+def form_trigger(draft: FeedDraft) -> tuple[dict | None, Problems]:
+    """The trigger stage 4's form makes, with its problems."""
+    return trigger_form.trigger_from_form(draft.trigger_form or trigger_form.form_from_trigger(draft.trigger))
 
 
 def _trigger_problems(draft: FeedDraft) -> Problems:
-    return triggers.trigger_problems(draft.trigger or MANUAL_TRIGGER)
+    _, problems = form_trigger(draft)
+    problems += trigger_form.watchers_problems(draft.watchers or [])
+    if draft.retries is not None and draft.retry_backoff_s is not None:
+        problems += trigger_form.retry_problems(draft.retries, draft.retry_backoff_s)
+    return problems
 
 
 _STAGE_RULES = (_connection_problems, _import_problems, _destination_problems, _trigger_problems)
@@ -336,20 +368,60 @@ def reachable_stage(draft: FeedDraft) -> int:
 
 
 def edited_fields(draft: FeedDraft) -> dict:
-    """What the four stages set. Everything else a feed has (limits, retries, a webhook
-    token...) is left as it is stored: the editor must not reset what it does not show."""
-    return {
+    """What the four stages set. Everything else a feed has (limits, a webhook token...) is
+    left as it is stored: the editor must not reset what it does not show."""
+    trigger, _ = form_trigger(draft)
+    changes = {
         "script": draft.script, "connection": draft.connection, "dependencies": list(draft.dependencies),
         "load_type": draft.load_type, "primary_key": _effective_primary_key(draft),
-        "destinations": list(draft.destinations), "trigger": dict(draft.trigger), "tags": list(draft.tags),
+        "destinations": list(draft.destinations), "trigger": dict(trigger or draft.trigger), "tags": list(draft.tags),
     }
+    for name in ("retries", "retry_backoff_s", "network"):
+        if getattr(draft, name) is not None:
+            changes[name] = getattr(draft, name)
+    return changes
 
 
 def save_feed(draft: FeedDraft) -> Feed:
-    """Create or update the feed (the services validate everything again), then drop the draft."""
+    """Create or update the feed with its trigger (the services validate everything again),
+    then bring its watchers in line with the draft (add_watcher needs the feed to exist),
+    give a new webhook feed its token, and drop the draft.
+
+    Nothing is written while stage 4 has a problem. Should a step after the feed's own save
+    fail, the draft is kept, turned into an edit of the feed it created, so that SAVE again
+    finishes the job instead of tripping over the name it just took."""
+    raise_if(_trigger_problems(draft))
+    changes = edited_fields(draft)
     if draft.mode == "edit":
-        feed = edit_feed(draft.original_name, **edited_fields(draft))
+        feed = edit_feed(draft.original_name, **changes)
     else:
-        feed = create_feed(FeedSpec(name=draft.feed_name, **edited_fields(draft)))
+        feed = create_feed(FeedSpec(name=draft.feed_name, **changes))
+    try:
+        _sync_watchers(draft, feed.name)
+        if changes["trigger"].get("type") == "webhook" and not feed.webhook_token_hash:
+            trigger_form.hold_new_token(draft.owner, feed.name, regenerate_token(feed.name))
+    except Exception as exc:
+        if draft.mode == "new":
+            draft.mode, draft.original_name = "edit", feed.name
+            draft.saved_fingerprint = fingerprint(draft)
+        persist(draft)
+        if isinstance(exc, TributaryError):
+            raise
+        raise TributaryError(f"feed {feed.name} was saved, but not all of its watchers and webhook token ({exc}); "
+                             "SAVE again to finish") from exc
     discard(draft)
     return feed
+
+
+def _sync_watchers(draft: FeedDraft, feed_name: str) -> None:
+    if draft.watchers is None:
+        return  # never shown: the stored ones stay as they are
+    wanted = {w["id"] for w in draft.watchers if w.get("id")}
+    for watcher in list_watchers(feed_name):
+        if watcher.id not in wanted:
+            remove_watcher(watcher.id)
+    for watcher in draft.watchers:
+        if not watcher.get("id"):
+            added = add_watcher(feed_name, watcher["events"], watcher["channel"], watcher["target"],
+                                watcher.get("longer_than_minutes"))
+            watcher["id"] = added.id  # a second SAVE after a failure must not add it twice

@@ -154,9 +154,9 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     shot(page, "stage3-destination.png")
     page.get_by_role("button", name="NEXT").click()
 
-    # Stage 4: the trigger; SAVE returns to the Feeds page.
+    # Stage 4: the trigger (manual unless chosen; its other choices have a test of their own
+    # below, which takes the stage's screenshots); SAVE returns to the Feeds page.
     expect(page.get_by_text("Manual: the feed runs when someone clicks Run now")).to_be_visible()
-    shot(page, "stage4-trigger.png")
     page.get_by_role("button", name="SAVE").click()
     expect(page.get_by_text("Feed browser_entries saved.")).to_be_visible()
 
@@ -250,3 +250,98 @@ def test_dependencies_become_tags_with_tab_or_enter(page, server):
     expect(tags).to_contain_text("requests>=2.32")
     expect(tags).to_contain_text("not a package!")
     expect(page.get_by_text("is not a valid requirement specifier").first).to_be_visible()
+
+
+def draft_at_trigger_stage(server, monkeypatch, name: str) -> str:
+    """A new feed whose first three stages are done, saved as a draft in the server's store
+    (as a user who left it there finds it again); returns the draft's id."""
+    from core import feed_editor
+
+    monkeypatch.setenv("TRIBUTARY_DATA_DIR", str(server.data_dir))
+    draft = feed_editor.new_draft("local")
+    draft.script = "from lib import outputStream\noutputStream.write({'id': 1})\n"
+    draft.feed_name, draft.stage = name, 3
+    draft.last_test = {"ok": True, "fingerprint": feed_editor.fingerprint(draft), "records": [], "logs": []}
+    feed_editor.persist(draft)
+    return draft.id
+
+
+def choose(page, group: str, option: str) -> None:
+    """Click an option of the radio group with this label."""
+    page.get_by_test_id("stRadio").filter(has_text=group).get_by_text(option, exact=True).click()
+    wait_until_idle(page)
+
+
+def token_on_screen(page, feed: str) -> str:
+    panel = page.get_by_test_id("stVerticalBlock").filter(has_text=f"Webhook token of {feed}.").last
+    return panel.get_by_test_id("stCode").first.inner_text().strip()
+
+
+def trigger_call(server, feed: str, token: str) -> int:
+    import requests
+
+    return requests.post(f"{server.url}/api/feeds/{feed}/trigger", headers={"X-Tributary-Token": token}, json={},
+                         timeout=10).status_code
+
+
+def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(page, server, monkeypatch):
+    from playwright.sync_api import expect
+
+    from core.runs import list_runs, wait_for_run
+    from storage.db import dispose_all
+
+    open_page(page, server, f"/new-feed?draft={draft_at_trigger_stage(server, monkeypatch, 'browser_hook')}")
+    expect(page.get_by_role("heading", name="Trigger")).to_be_visible()
+
+    # Advanced schedule: the expression is checked as it is typed, the wrong field named.
+    choose(page, "Run this feed", "Schedule")
+    choose(page, "Schedule", "Advanced (cron)")
+    expression = page.get_by_label("Cron expression", exact=True)
+    expression.fill("0 0 9 ? * 8")  # no Enter: the field sends what is typed by itself
+    expect(page.get_by_text("Not valid: the day of week field: 8 is out of range 1-7 (SUN-SAT)")).to_be_visible()
+    expect(page.get_by_role("button", name="SAVE")).to_be_disabled()
+    expression.fill("0 0 12 1 * ? 2099")
+    expect(page.get_by_text("Valid Quartz cron expression")).to_be_visible()
+    wait_until_idle(page)
+    zone = page.get_by_role("combobox", name="Time zone")
+    zone.click()
+    page.keyboard.type("Europe/London")
+    page.keyboard.press("Enter")
+    expect(zone).to_have_value("Europe/London")
+    wait_until_idle(page)
+    described = "At 12:00, on day 1 of the month, only in 2099 (Europe/London)"
+    expect(page.get_by_text(described, exact=True)).to_be_visible()
+    expect(page.get_by_text("Wed 2099-04-01 12:00 Europe/London (11:00 UTC)")).to_be_visible()
+    expect(page.get_by_role("button", name="SAVE")).to_be_enabled()
+    shot(page, "stage4-trigger.png")
+
+    # Webhook: the URL and how to call it; SAVE generates the token and shows it once.
+    choose(page, "Run this feed", "Webhook")
+    expect(page.get_by_text("/api/feeds/browser_hook/trigger").first).to_be_visible()
+    expect(page.get_by_text("409 when a run of this feed is already in progress")).to_be_visible()
+    page.get_by_role("button", name="SAVE").click()
+    expect(page.get_by_text("Feed browser_hook saved.")).to_be_visible()
+    token = token_on_screen(page, "browser_hook")
+    assert trigger_call(server, "browser_hook", token) == 202
+    wait_for_run(list_runs("browser_hook")[0].id, timeout_s=60)
+    page.get_by_role("button", name="I have copied it: hide the token").click()
+    expect(page.get_by_text("Webhook token of browser_hook.")).to_have_count(0)
+
+    # Regenerate on the feed's stage 4: the new token is shown there, the old one is refused.
+    open_page(page, server, "/edit-feed?feed=browser_hook")
+    for stage in ("Import Configuration", "Destination", "Trigger"):
+        page.get_by_role("button", name="NEXT").click()
+        expect(page.get_by_role("heading", name=stage)).to_be_visible()
+        wait_until_idle(page)
+    expect(page.get_by_text("cannot show it again")).to_be_visible()
+    page.get_by_role("button", name="Regenerate token").click()
+    page.get_by_role("button", name="Yes, regenerate the token").click()
+    expect(page.get_by_text("Webhook token of browser_hook.")).to_be_visible()
+    wait_until_idle(page)
+    new_token = token_on_screen(page, "browser_hook")
+    assert new_token != token
+    assert trigger_call(server, "browser_hook", token) == 401
+    assert trigger_call(server, "browser_hook", new_token) == 202
+    shot(page, "stage4-webhook.png")
+    wait_for_run(list_runs("browser_hook")[0].id, timeout_s=60)
+    dispose_all()

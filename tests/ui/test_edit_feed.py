@@ -54,9 +54,11 @@ def test_save_updates_the_feed_and_keeps_its_schedule(app):
     labelled(at.radio, "Load Type").set_value("truncate_insert").run()
     button(at, "NEXT").click().run()
     button(at, "NEXT").click().run()
-    trigger = labelled(at.radio, "Run this feed")
-    assert trigger.options == ["Manual: the feed runs when someone clicks Run now", describe(SCHEDULE)]
-    assert trigger.index == 1  # the feed's own schedule stays selected
+    # The feed's own schedule shows, ready to be changed or kept.
+    assert labelled(at.radio, "Run this feed").value == "schedule"
+    assert labelled(at.radio, "Repeat").value == "interval"
+    assert (labelled(at.number_input, "Every").value, labelled(at.selectbox, "Unit").value) == (2, "hours")
+    assert describe(SCHEDULE) in texts(at)
     button(at, "SAVE").click().run()
     assert "Feed orders saved." in texts(at)
     landed_on(at, "feeds", "Feeds")
