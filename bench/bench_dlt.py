@@ -17,7 +17,6 @@ The row count is checked after the process ends, outside the timed part.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -129,7 +128,7 @@ def measure(setting: str, n: int, repeat: int, python: str = sys.executable) -> 
 
 
 def dlt_version(python: str = sys.executable) -> str | None:
-    out = subprocess.run([python, "-c", "import dlt; print(dlt.__version__)"], capture_output=True, text=True)
+    out = subprocess.run([python, "-c", "import dlt; print(dlt.__version__)"], capture_output=True, text=True, check=False)
     return out.stdout.strip() if out.returncode == 0 else None
 
 

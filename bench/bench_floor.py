@@ -44,7 +44,7 @@ def fastest_encoder(python: str = sys.executable) -> tuple[str, str]:
 
     for name in ENCODERS:
         probe = f"import {name}, importlib.metadata as m; print(m.version({name!r}) if {name!r} != 'json' else 'stdlib')"
-        out = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+        out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             return name, out.stdout.strip()
     raise RuntimeError("no JSON library at all")
@@ -84,6 +84,7 @@ def measure(n: int, repeat: int, python: str = sys.executable, encoder: str | No
         "records_per_s": round(n / wall),
         "peak_rss_mb": round(statistics.median(r["peak_rss_mb"] for r in runs), 1),
         "all_wall_s": [round(r["wall_s"], 3) for r in runs],
+        "all_peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in runs],
         "bytes": runs[0]["bytes"],
     }
 

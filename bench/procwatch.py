@@ -2,6 +2,10 @@
 
 Each process's own high-water mark (VmHWM) is read while it lives, so short-lived children are
 caught as long as they live longer than the sampling interval.
+
+A child sampled between fork and exec still maps its parent's pages (shared copy-on-write, so
+counted in its RSS too); when its command line changes (the exec), that earlier figure is
+dropped rather than kept as its peak, or the parent's memory would be counted twice.
 """
 
 from __future__ import annotations
@@ -14,11 +18,19 @@ from dataclasses import dataclass, field
 
 
 def _children(pid: int) -> list[int]:
+    """Children of every thread of the process, not only of its main thread."""
+    children = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                children.extend(int(p) for p in handle.read().split())
+        except OSError:
+            continue
+    return children
 
 
 def _tree(pid: int) -> list[int]:
@@ -55,7 +67,11 @@ class Watch:
                 continue
             cmd, rss, hwm = status
             total += rss
-            previous = self.peak_kb.get(pid, ("", 0))[1]
+            previous_cmd, previous = self.peak_kb.get(pid, ("", 0))
+            if not cmd:  # a zombie: no command line and no memory left to read
+                cmd = previous_cmd
+            elif previous_cmd and cmd != previous_cmd:
+                previous = 0  # it exec'd: the figure before was its parent's pages (see above)
             self.peak_kb[pid] = (cmd, max(previous, hwm))
         self.max_sum_kb = max(self.max_sum_kb, total)
 

@@ -6,9 +6,9 @@ test-run latency per runner, the issue's targets, and the results written to ben
 Every throughput figure is the median of --repeat runs (3 by default), each run a separate
 process timed from start to exit, with the peak RSS of its whole process tree. One exception,
 by default: dlt's default setting at 1,000,000 records is measured in a single run, because
-one run takes about 3.5 minutes and 7.5 GB on an idle 2-core machine (6+ minutes when the
-machine is busy); three would push `make bench` past 20 minutes. The output, the results and
-the table say "1 run" next to that figure. --full measures it --repeat times like the rest;
+one run took 4.5 to 6.5 minutes and 6.5 to 7.2 GB on the 2-core machine (depending on what
+else ran); three would push `make bench` past 20 minutes (with one it takes about 11). The
+output, the results and the table say "1 run" next to that figure. --full measures it --repeat times like the rest;
 --quick leaves it out. Nothing is extrapolated: dlt's default setting does not scale linearly
 (its 100,000-record run already peaks at about 5 GB), so a figure scaled up from a smaller
 run would be wrong. The targets compare against dlt's batched settings, always measured.
@@ -61,7 +61,7 @@ def ensure_requirements() -> None:
 
 def _line(title: str, fig: dict) -> str:
     runs = " ".join(f"{s:.2f}" for s in fig.get("all_wall_s", []))
-    return (f"  {title:<34} {fig['records']:>9,} records  {fig['wall_s']:8.2f} s  {fig['records_per_s']:>9,} rec/s  "
+    return (f"  {title:<30} {fig['records']:>9,} records  {fig['wall_s']:8.2f} s  {fig['records_per_s']:>9,} rec/s  "
             f"peak RSS {fig['peak_rss_mb']:8.1f} MB   (runs: {runs} s)")
 
 
@@ -82,15 +82,16 @@ def run_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
     for n in sizes:
         fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.measure(n, repeat)
         print(_line("tributary", fig), flush=True)
-        print(f"  {'':<34} median phases: {bench_engine.format_phases(fig['phases'])}", flush=True)
+        print(f"  {'':<30} median phases: {bench_engine.format_phases(fig['phases'])}", flush=True)
         print("\n".join(f"  {'':<32}{line.strip()}" for line in fig["processes"]), flush=True)
 
 
 def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: bool) -> None:
     import bench_dlt
 
-    print(f"\ndlt {results['environment']['versions']['dlt']} into DuckDB, the same records "
-          "(each setting a separate process)", flush=True)
+    print(f"\ndlt {results['environment']['versions']['dlt']} into DuckDB, the same records, each setting a separate "
+          "process:\n" + "\n".join(f"  {k:<8} {v}" for k, v in bench_dlt.SETTINGS.items()),
+          flush=True)
     for setting in ("arrow", "pages", "default"):
         key = f"dlt_{setting}"
         for n in sizes:
@@ -98,20 +99,20 @@ def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: boo
             if setting == "default" and n == report.LARGE and not full:
                 if quick:
                     results["skipped"].append(f"{report.CONTENDERS[key]} at {n:,} records (--quick)")
-                    print(f"  {bench_dlt.SETTINGS[setting]:<34} {n:>9,} records  left out by --quick", flush=True)
+                    print(f"  {report.SHORT[key]:<30} {n:>9,} records  left out by --quick", flush=True)
                     continue
                 runs = 1
                 print(f"  ({bench_dlt.SETTINGS[setting]} at {n:,} records: 1 run, several minutes; --full for "
                       f"{repeat})", flush=True)
             fig = results["throughput"].setdefault(key, {})[str(n)] = bench_dlt.measure(setting, n, runs)
-            print(_line(bench_dlt.SETTINGS[setting][:34], fig), flush=True)
+            print(_line(report.SHORT[key], fig), flush=True)
 
 
 def run_latency(results: dict) -> None:
     print(f"\nTest-run latency: Peak's example against the demo API, {LATENCY_RUNS} warm runs per runner", flush=True)
     # Its own process: the measurement sets TRIBUTARY_* variables and imports the app.
     out = subprocess.run([sys.executable, str(BENCH / "bench_latency.py"), "--json", "--runs", str(LATENCY_RUNS)],
-                         capture_output=True, text=True, cwd=ROOT)
+                         capture_output=True, text=True, cwd=ROOT, check=False)
     if out.returncode != 0:
         results["latency"] = {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
         print(f"  not measured: {out.stderr.strip()[-500:]}", flush=True)
@@ -192,6 +193,11 @@ def main() -> None:
     results["finished_at"] = report.now_iso()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     environment["machine"]["load_average_at_end"] = report.load_average()
+    if (at_end := report.engine_source()) != versions["engine_source_sha256"]:
+        # Someone edited the engine while it was measured: the figures may mix two versions.
+        versions["engine_source_sha256_at_end"] = at_end
+        print(f"\nwarning: the engine's source changed during the benchmark ({versions['engine_source_sha256']} -> "
+              f"{at_end}); figures may mix the two versions")
     results["targets"] = report.evaluate_targets(results)
     print_comparison(results, args.sizes)
     print_targets(results["targets"])

@@ -315,6 +315,16 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     expect(page.get_by_role("button", name="SAVE")).to_be_enabled()
     shot(page, "stage4-trigger.png")
 
+    # Basic schedule (every N minutes) and run once at a time are previewed the same way.
+    choose(page, "Schedule", "Basic")
+    choose(page, "Repeat", "Every N minutes or hours")
+    expect(page.get_by_text("Every 15 minutes").first).to_be_visible()
+    expect(page.get_by_text("Next 5 runs:")).to_be_visible()
+    choose(page, "Run this feed", "Run once")
+    choose(page, "Run once", "At a date and time")
+    expect(page.get_by_text("Next run:")).to_be_visible()
+    expect(page.get_by_role("button", name="SAVE")).to_be_enabled()
+
     # Webhook: the URL and how to call it; SAVE generates the token and shows it once.
     choose(page, "Run this feed", "Webhook")
     expect(page.get_by_text("/api/feeds/browser_hook/trigger").first).to_be_visible()
