@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from core.settings import Settings, get_settings
 from storage.destinations import spool
+from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError
 from storage.destinations.sql import POSTGRES, quote
 from storage.destinations.sql_warehouse import SqlDestination
@@ -69,7 +69,8 @@ def psycopg_session(url: str, schema: str, what: str) -> Iterator[PsycopgSession
         connection.close()
 
 
-class PostgresDestination(SqlDestination):
+class PostgresDestination(Configured, SqlDestination):
+    settings_section = "postgres"
     name = "postgres"
     title = "PostgreSQL"
     capabilities = Capabilities(
@@ -80,19 +81,6 @@ class PostgresDestination(SqlDestination):
         text_allows_nul=False,
     )
     dialect = POSTGRES
-
-    def __init__(self, settings: Settings | None = None, config=None, chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
-        self.settings = settings or get_settings()
-        self._config = config
-        self.chunk_rows = chunk_rows
-
-    @property
-    def config(self):
-        if self._config is None:
-            from core.warehouse_settings import load_warehouse_settings
-
-            self._config = load_warehouse_settings(self.settings).postgres
-        return self._config
 
     def describe_target(self, table: str) -> str:
         return f"table {self.config.schema}.{table} in PostgreSQL"

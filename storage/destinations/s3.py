@@ -19,9 +19,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from core.settings import Settings, get_settings
 from storage.destinations import s3_objects as objects
 from storage.destinations import spool
+from storage.destinations.configured import Configured
 from storage.destinations.base import (
     REJECTS_SUFFIX,
     Capabilities,
@@ -38,7 +38,8 @@ from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 MANIFEST = "manifest.json"
 
 
-class S3Destination(Destination):
+class S3Destination(Configured, Destination):
+    settings_section = "s3"
     name = "s3"
     title = "Amazon S3 files"
     capabilities = Capabilities(
@@ -46,20 +47,6 @@ class S3Destination(Destination):
         json_type="JSON (text in Parquet, nested in JSON lines)",
         identifiers=IdentifierRules(max_length=255),
     )
-
-    def __init__(self, settings: Settings | None = None, config=None, chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
-        self.settings = settings or get_settings()
-        self._config = config
-        self._client = None
-        self.chunk_rows = chunk_rows
-
-    @property
-    def config(self):
-        if self._config is None:
-            from core.warehouse_settings import load_warehouse_settings
-
-            self._config = load_warehouse_settings(self.settings).s3
-        return self._config
 
     @property
     def client(self):

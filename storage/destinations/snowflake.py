@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.settings import Settings, get_settings
 from storage.destinations import spool
+from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
 from storage.destinations.files import parquet_parts
 from storage.destinations.sql import SNOWFLAKE, quote
@@ -65,7 +65,8 @@ def connection_arguments(config) -> dict:
     return {k: v for k, v in arguments.items() if v not in ("", None)}
 
 
-class SnowflakeDestination(SqlDestination):
+class SnowflakeDestination(Configured, SqlDestination):
+    settings_section = "snowflake"
     name = "snowflake"
     title = "Snowflake"
     capabilities = Capabilities(
@@ -76,19 +77,6 @@ class SnowflakeDestination(SqlDestination):
     dialect = SNOWFLAKE
     stages_files = True
     ddl_in_transaction = False
-
-    def __init__(self, settings: Settings | None = None, config=None, chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
-        self.settings = settings or get_settings()
-        self._config = config
-        self.chunk_rows = chunk_rows
-
-    @property
-    def config(self):
-        if self._config is None:
-            from core.warehouse_settings import load_warehouse_settings
-
-            self._config = load_warehouse_settings(self.settings).snowflake
-        return self._config
 
     def describe_target(self, table: str) -> str:
         where = ".".join(p for p in (self.config.database, self.config.schema) if p) or "<database>.<schema>"

@@ -1,0 +1,28 @@
+"""What the destinations reaching a remote system share: their section of the warehouse
+settings, read on first use (so describing a target never needs credentials), or given
+directly (tests, the Settings page's Test connection)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from core.settings import Settings, get_settings
+from storage.destinations import spool
+
+
+class Configured:
+    settings_section: ClassVar[str]
+
+    def __init__(self, settings: Settings | None = None, config=None, chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
+        self.settings = settings or get_settings()
+        self._config = config
+        self._client = None
+        self.chunk_rows = chunk_rows
+
+    @property
+    def config(self):
+        if self._config is None:
+            from core.warehouse_settings import load_warehouse_settings
+
+            self._config = getattr(load_warehouse_settings(self.settings), self.settings_section)
+        return self._config
