@@ -204,11 +204,15 @@ def cancel_run(run_id: str) -> Run:
             raise NotFound(f"run {run_id!r} does not exist")
         if run.status in FINAL_STATUSES:
             raise Conflict(f"run {run_id} has already ended ({run.status})")
-        run.cancel_requested = True
-        cancelled_while_queued = run.status == "queued"
+        # Conditional, like the claim in execute_run: whichever comes first wins, so a run that
+        # a worker has just claimed is killed by its watcher instead of being marked here.
+        session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+        cancelled_while_queued = session.execute(
+            update(Run).where(Run.id == run_id, Run.status == "queued").values(status="cancelled")
+        ).rowcount == 1
         if cancelled_while_queued:
+            session.refresh(run)
             _finish(session, run, "cancelled", "cancelled by a user before it started")
-        session.add(run)
     with _handles_lock:
         handle = _handles.get(run_id)
     if handle is not None:

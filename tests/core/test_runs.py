@@ -8,7 +8,7 @@ from core.feeds import FeedSpec, create_feed, edit_feed
 from core.runs import create_run, execute_run, get_run, list_runs, read_log
 from core.state import current_state, state_history
 from demo.api import DemoAPI
-from tests.helpers import example, warehouse_rows
+from tests.helpers import example, table_exists, warehouse_rows
 
 PAGED = """
 from lib import outputStream, metadata
@@ -197,3 +197,14 @@ def test_rows_that_do_not_fit_are_rejected_within_the_feeds_threshold(tributary)
     assert passed.destination_results["duckdb"]["rejected"] == 1
     assert warehouse_rows(tributary, "SELECT count(*) FROM strict") == [(6,)]
     assert warehouse_rows(tributary, "SELECT count(*) FROM strict__rejected") == [(1,)]
+
+
+def test_a_queued_run_cancelled_before_it_starts_never_runs(any_store):
+    from core.runs import cancel_run
+
+    create_feed(FeedSpec(name="paged", script=PAGED))
+    queued = create_run("paged")
+    assert cancel_run(queued.id).status == "cancelled"
+    assert execute_run(queued.id).status == "cancelled"  # the claim refuses it
+    assert not table_exists(any_store, "paged")
+    assert execute_run(create_run("paged").id).status == "succeeded"  # the feed is free again
