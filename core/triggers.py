@@ -10,12 +10,13 @@ The schedule dicts are those of core.schedules (weekly, interval, cron, once).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 
 from core import schedules
 
+_EPSILON = timedelta(microseconds=1)
 TRIGGER_TYPES = {"manual": "Manual", "schedule": "Schedule", "once": "Run once", "webhook": "Webhook"}
 
 
@@ -75,7 +76,3 @@ def describe(trigger: dict) -> str:
         return "Webhook"
     return schedules.describe_spec(trigger["schedule"])
 
-
-from datetime import timedelta  # noqa: E402
-
-_EPSILON = timedelta(microseconds=1)
