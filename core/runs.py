@@ -33,13 +33,15 @@ from core.state import current_state_in
 from core.validation import dependency_problems, raise_if
 from runners import get_runner
 from runners.base import ScriptJob, ScriptOutcome
+from runners.parts import PartCollector
 from storage.db import session_scope
 from storage.destinations import get_destination
-from storage.destinations.base import LoadRequest
+from storage.destinations.base import LoadRequest, Stager
 
 ACTIVE_STATUSES = ("queued", "running", "loading")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 CANCEL_POLL_S = 0.5
+PART_POLL_S = 0.05  # how soon a completed spool part reaches the destinations' stagers
 _handles: dict[str, object] = {}  # run id -> RunHandle, for cancelling in this process
 _handles_lock = threading.Lock()
 
@@ -309,6 +311,70 @@ def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob]:
     return run, feed, job
 
 
+class _Staging:
+    """While the script runs, each spool part it completes is moved out of its reach and
+    handed to the stager of every destination that has one (see Stager), so that a large run's
+    parsing and typing overlap with the script writing the next part. Nothing is loaded here.
+    The stagers are made on the follow thread: importing a destination's driver then overlaps
+    with the script's start instead of delaying it."""
+
+    def __init__(self, run: Run, feed: Feed, job: ScriptJob, settings: Settings, log: _RunLog):
+        self._feed, self._settings, self._log, self._run_id = feed, settings, log, run.id
+        self._dirs = [settings.work_root / f"{run.id}.parts"]
+        self.collector = PartCollector(job.work_dir / "out" / "spool", self._dirs[0])
+        self.stagers: dict[str, Stager] = {}
+        self._done = threading.Event()
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _make_stagers(self) -> None:
+        for name in self._feed.destinations:
+            work_dir = self._settings.work_root / f"{self._run_id}.stage-{name}"
+            stager = get_destination(name).stager(self._feed.load_type, work_dir)
+            if stager is not None:
+                self.stagers[name] = stager
+                self._dirs.append(work_dir)
+
+    def _follow(self) -> None:
+        try:
+            self._make_stagers()
+            while not self._done.wait(PART_POLL_S):
+                self._take(final=False)
+        except Exception as exc:  # noqa: BLE001 - reported by finish(), which fails the run
+            self._error = exc
+
+    def _take(self, final: bool) -> None:
+        for part in self.collector.collect(final):
+            for stager in self.stagers.values():
+                try:
+                    stager.add(part)
+                except Exception as exc:  # noqa: BLE001 - a stager's surprise costs speed, not the run
+                    stager.gave_up = stager.gave_up or f"staging failed: {exc}"
+
+    def _stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def finish(self) -> list[Path]:
+        """After the script succeeded: the remaining parts, then every part in order."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        self._take(final=True)
+        for name, stager in self.stagers.items():
+            if stager.gave_up:
+                self._log.system(f"{name}: loading the general way ({stager.gave_up})")
+        return list(self.collector.parts)
+
+    def close(self) -> None:
+        self._stop()
+        for stager in self.stagers.values():
+            stager.close()
+        for path in self._dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _run_script(run: Run, job: ScriptJob, log: _RunLog, settings: Settings) -> ScriptOutcome:
     handle = get_runner(settings.runner, settings).start(job, log)
     with _handles_lock:
@@ -324,16 +390,16 @@ def _run_script(run: Run, job: ScriptJob, log: _RunLog, settings: Settings) -> S
             _handles.pop(run.id, None)
 
 
-def _load(run: Run, feed: Feed, outcome: ScriptOutcome, log: _RunLog) -> tuple[int, dict]:
+def _load(run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
+          log: _RunLog) -> tuple[int, dict]:
     """Load the spool into every destination; each commits on its own, idempotently."""
     results, loaded = {}, 0
-    files = outcome.spool_files()
     for name in feed.destinations:
         destination = get_destination(name)
         log.system(f"loading {outcome.records} records into {destination.describe_target(feed.name)}")
         request = LoadRequest(table=feed.name, files=files, load_type=feed.load_type, run_id=run.id,
                               loaded_at=utcnow(), primary_key=list(feed.primary_key),
-                              max_rejected_ratio=feed.max_rejected_ratio)
+                              max_rejected_ratio=feed.max_rejected_ratio, staged=stagers.get(name))
         try:
             result = destination.load(request)
         except Exception as exc:  # noqa: BLE001 - any driver error fails the run, clearly
@@ -383,7 +449,9 @@ def execute_run(run_id: str) -> Run:
         return _finished(run_id)
     log = _RunLog(Path(run.log_path))
     log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
+    staging = None
     try:
+        staging = _Staging(run, feed, job, settings, log)
         outcome = _run_script(run, job, log, settings)
         if not outcome.ok:
             status = "cancelled" if outcome.status == "cancelled" else "failed"
@@ -394,14 +462,17 @@ def execute_run(run_id: str) -> Run:
         if _cancel_requested(run.id):
             _fail(run.id, "cancelled", "cancelled by a user before loading", records_written=outcome.records)
             return _finished(run.id)
+        files = staging.finish()
         _update(run.id, status="loading", loading_at=utcnow(), records_written=outcome.records)
-        loaded, results = _load(run, feed, outcome, log)
+        loaded, results = _load(run, feed, outcome, files, staging.stagers, log)
         _commit(run.id, feed.id, outcome, loaded, results)
         log.system(f"run succeeded: {loaded} records loaded; state {'saved' if outcome.metadata is not None else 'unchanged'}")
     except Exception as exc:  # noqa: BLE001 - recorded on the run, state untouched
         log.system(f"run failed: {exc}")
         _fail(run.id, "failed", str(exc))
     finally:
+        if staging is not None:
+            staging.close()
         log.close()
         shutil.rmtree(job.work_dir, ignore_errors=True)
     return _finished(run.id)

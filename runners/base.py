@@ -11,7 +11,9 @@ Work dir contract, the same for every runner (paths relative to the work dir):
     lib/                the `lib` package the script imports (copied from runners/lib)
     _tributary_boot.py  the harness that runs script.py and reports the outcome
     input.json          {"metadata", "connection", "trigger", "record_limit", "secrets"}
-    out/spool/          part-00000.jsonl, part-00001.jsonl, ... (one JSON object per line)
+    out/spool/          part-00000.jsonl, part-00001.jsonl, ... (one JSON object per line),
+                        each written as part-NNNNN.jsonl.partial and renamed once complete
+                        (see runners/parts.py)
     out/metadata.json   the last object passed to metadata.save(), if any
     out/result.json     {"status", "records", "error", "error_type", "error_line"}
 """

@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - depends on the sandbox image
 WORK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(WORK_DIR, "out")
 SPOOL_DIR = os.path.join(OUT_DIR, "spool")
-RECORDS_PER_PART = 100_000
+RECORDS_PER_PART = 50_000  # smaller parts: less left to load once the script ends
 
 
 class PreviewComplete(BaseException):
@@ -54,14 +54,17 @@ def _default(value):
 
 if _orjson is not None:
     _OPTIONS = _orjson.OPT_NON_STR_KEYS | _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_APPEND_NEWLINE
-
-    def dumps_line(obj) -> bytes:
-        return _orjson.dumps(obj, default=_default, option=_OPTIONS)
+    _dumps = _orjson.dumps
 
 else:  # pragma: no cover
+    _OPTIONS = None
 
-    def dumps_line(obj) -> bytes:
-        return (json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    def _dumps(obj, default, option) -> bytes:
+        return (json.dumps(obj, default=default, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def dumps_line(obj) -> bytes:
+    return _dumps(obj, default=_default, option=_OPTIONS)
 
 
 def _type_name(value) -> str:
@@ -69,43 +72,61 @@ def _type_name(value) -> str:
 
 
 class OutputStream:
-    """`outputStream.write(record)`: one JSON object per call, appended to the spool."""
+    """`outputStream.write(record)`: one JSON object per call, appended to the spool.
+
+    Each part is written as part-NNNNN.jsonl.partial and renamed to part-NNNNN.jsonl once
+    closed, so that the parent can load a part while the script writes the next one.
+
+    write() is the one hot path of a large run: it makes a single comparison per record for
+    both part rotation and a test's record limit (`_room`), and calls orjson directly."""
 
     def __init__(self, record_limit: int | None):
         self.count = 0
         self._limit = record_limit
         self._part = -1
-        self._in_part = 0
         self._file = None
+        self._append = None  # the part file's write method
+        self._room = 0  # records until the part is full or the limit is reached
 
-    def _rotate(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._part += 1
-        self._in_part = 0
-        os.makedirs(SPOOL_DIR, exist_ok=True)
-        path = os.path.join(SPOOL_DIR, f"part-{self._part:05d}.jsonl")
-        self._file = open(path, "wb", buffering=1 << 20)
+    def _path(self, suffix: str) -> str:
+        return os.path.join(SPOOL_DIR, f"part-{self._part:05d}{suffix}")
 
-    def write(self, record) -> None:
+    def _finish_part(self) -> None:
+        self._file.close()
+        self._file = self._append = None
+        os.replace(self._path(".jsonl.partial"), self._path(".jsonl"))
+
+    def _make_room(self) -> None:
+        """Called when _room is used up: stop a test at its limit, or start the next part."""
         if self._limit is not None and self.count >= self._limit:
             raise PreviewComplete()
-        if not isinstance(record, dict):
+        if self._file is not None:
+            self._finish_part()
+        self._part += 1
+        os.makedirs(SPOOL_DIR, exist_ok=True)
+        self._file = open(self._path(".jsonl.partial"), "wb", buffering=1 << 20)
+        self._append = self._file.write
+        self._room = RECORDS_PER_PART
+        if self._limit is not None:
+            self._room = min(self._room, self._limit - self.count)
+
+    def write(self, record) -> None:
+        if self._room <= 0:
+            self._make_room()
+        if type(record) is not dict and not isinstance(record, dict):
             raise TypeError(
                 f"outputStream.write() takes a JSON object (dict); record #{self.count + 1} "
                 f"is a {_type_name(record)}"
             )
         try:
-            line = dumps_line(record)
+            line = _dumps(record, default=_default, option=_OPTIONS)
         except TypeError as exc:
             raise TypeError(f"record #{self.count + 1} cannot be written as JSON: {exc}") from None
-        if self._file is None or self._in_part >= RECORDS_PER_PART:
-            self._rotate()
-        self._file.write(line)
-        self._in_part += 1
+        self._append(line)
         self.count += 1
-        if self._limit is not None and self.count >= self._limit:
-            raise PreviewComplete()
+        self._room -= 1
+        if self._room == 0 and self._limit is not None and self.count >= self._limit:
+            raise PreviewComplete()  # a test has its records: stop the script now
 
     def write_many(self, records) -> None:
         """Batch form of write(): same checks, one call for many records."""
@@ -114,8 +135,7 @@ class OutputStream:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            self._finish_part()
 
 
 class Metadata(dict):

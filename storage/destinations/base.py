@@ -22,6 +22,8 @@ LOADED_AT_COLUMN = "_tributary_loaded_at"
 AUDIT_COLUMNS = (RUN_ID_COLUMN, LOADED_AT_COLUMN)
 LOAD_LEDGER = "_tributary_loads"  # one row per committed load: what makes a retried load idempotent
 REJECTS_SUFFIX = "__rejected"
+REJECT_FIELDS = ("reason", "record")  # the rejects table's own columns, before the audit columns
+POSITION_COLUMN = "_tributary_pos"  # a record's place in the run: the last record of a key wins an upsert
 LOAD_TYPE_TITLES = {"incremental": "Incremental", "truncate_insert": "Truncate and Insert", "upsert": "Upsert"}
 
 
@@ -88,6 +90,8 @@ class LoadRequest:
     # The feed's failed row threshold: the share of records that may be rejected (0.0 - 1.0)
     # before the load fails instead of committing the rest.
     max_rejected_ratio: float = 0.0
+    # The work a stager of this destination did while the script ran (see Stager), if any.
+    staged: Stager | None = None
 
 
 @dataclass
@@ -97,6 +101,25 @@ class LoadResult:
     location: str = ""
     rejected: int = 0  # records written to the rejects table instead
     schema_changes: list[str] = field(default_factory=list)  # e.g. "added column x (BIGINT)"
+
+
+class Stager(ABC):
+    """Work a destination does on each complete part of a run's spool while the script is
+    still writing the next one (parsing, typing, converting), so that load() has little left
+    to do once the script ends. A stager never touches the destination itself, holds no lock
+    on it and commits nothing: the load still happens, in one transaction, after the script
+    succeeded. A stager that meets data it cannot handle stops working and says so in
+    `gave_up`; load() then takes the run the usual way."""
+
+    gave_up: str | None = None
+
+    @abstractmethod
+    def add(self, part: Path) -> None:
+        """Take the next part of the spool (see spool.fields_of for its field list). Parts come
+        in order, from one thread."""
+
+    def close(self) -> None:
+        """Let go of what the stager holds (files, connections)."""
 
 
 class Destination(ABC):
@@ -119,6 +142,11 @@ class Destination(ABC):
 
     def check(self) -> None:
         """Raise with a clear message when the destination cannot be reached."""
+
+    def stager(self, load_type: str, work_dir: Path) -> Stager | None:
+        """A stager for a run's parts (work_dir: a directory of its own to work in), or None
+        when the load has nothing to do before the whole spool is there."""
+        return None
 
     def require_load_type(self, request: LoadRequest) -> None:
         if request.load_type not in self.capabilities.load_types:

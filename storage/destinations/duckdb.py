@@ -1,27 +1,36 @@
 """The embedded warehouse: a DuckDB file (data/warehouse.duckdb by default).
 
-Shaped chunks go in as Arrow tables, inside one transaction; DuckDB's DDL is transactional, so
-new and widened columns roll back with the rows when a load fails. Identifiers are matched
-case-insensitively, as DuckDB does.
+Most runs take the fast path (duckdb_staging.py): DuckDB parses and types the spool part by part,
+while the script still runs, and load() inserts the staged parts. Runs it cannot type exactly
+as the generic load would take the generic load: shaped chunks go in as Arrow tables. Either
+way the load is one transaction; DuckDB's DDL is transactional, so new and widened columns roll
+back with the rows when a load fails. Identifiers are matched case-insensitively, as DuckDB does.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from core.settings import Settings, get_settings
-from storage.destinations import duckdb_native, spool
-from storage.destinations.base import LOADED_AT_COLUMN, RUN_ID_COLUMN, Capabilities, IdentifierRules, LoadRequest, LoadResult
+from storage.destinations import duckdb_staging, spool
+from storage.destinations.base import (LOADED_AT_COLUMN, RUN_ID_COLUMN, Capabilities, IdentifierRules, LoadRequest,
+                                       LoadResult, Stager)
 from storage.destinations.sql import DUCKDB, quote
 from storage.destinations.sql_warehouse import SqlDestination
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 _LOCK_RETRY_S = 30.0
+_STAGED_LOAD_TYPES = ("incremental", "truncate_insert")  # upserts merge: the generic load's work
 
 __all__ = ["DuckDBDestination", "connect", "quote"]
 
@@ -92,37 +101,68 @@ class DuckDBDestination(SqlDestination):
             finally:
                 session.con.unregister("_tributary_batch")
 
+    def stager(self, load_type: str, work_dir: Path) -> Stager | None:
+        if load_type not in _STAGED_LOAD_TYPES:
+            return None
+        return duckdb_staging.DuckDBStager(work_dir, self.capabilities.identifiers)
+
     def load(self, request: LoadRequest) -> LoadResult:
-        if request.load_type in ("incremental", "truncate_insert"):
+        staged = request.staged if isinstance(request.staged, duckdb_staging.DuckDBStager) else None
+        if staged is None and request.load_type in _STAGED_LOAD_TYPES:
+            # Nothing was staged while the script ran (a load of a finished spool): stage it now.
+            if self.has_run(request.table, request.run_id):
+                return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
+            with self._staged_now(request) as staged:
+                return self._load_staged_or_generic(request, staged)
+        return self._load_staged_or_generic(request, staged)
+
+    @contextmanager
+    def _staged_now(self, request: LoadRequest) -> Iterator[duckdb_staging.DuckDBStager]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix="tributary-stage-", dir=self.path.parent))
+        stager = duckdb_staging.DuckDBStager(work_dir, self.capabilities.identifiers, threads=os.cpu_count())
+        try:
+            for part in request.files:
+                stager.add(Path(part))
+            yield stager
+        finally:
+            stager.close()
+
+    def _load_staged_or_generic(self, request: LoadRequest, staged: duckdb_staging.DuckDBStager | None) -> LoadResult:
+        if staged is not None:
             try:
-                return self._load_natively(request)
-            except duckdb_native.NotNative:
+                return self._load_staged(request, staged)
+            except duckdb_staging.NotNative:
                 pass  # rolled back: the generic load takes the run from the start
         return super().load(request)
 
-    def _load_natively(self, request: LoadRequest) -> LoadResult:
-        files = spool.non_empty(request.files)
-        if not files:
-            raise duckdb_native.NotNative("empty spool")
+    def _load_staged(self, request: LoadRequest, stager: duckdb_staging.DuckDBStager) -> LoadResult:
+        if stager.gave_up:
+            raise duckdb_staging.NotNative(stager.gave_up)
+        if stager.parts != len(request.files) or not stager.rows or not stager.columns():
+            raise duckdb_staging.NotNative("the staged parts are not the whole spool, or it holds no fields")
         table = self.table_name(request.table)
         with self.connect() as session:
             con = session.con
-            con.execute(f"SET memory_limit = '{duckdb_native.MEMORY_LIMIT}'")
+            con.execute(f"SET memory_limit = '{duckdb_staging.MEMORY_LIMIT}'")
             con.execute("SET preserve_insertion_order = false")  # lets DuckDB insert in parallel
-            con.execute("SET TimeZone = 'UTC'")  # a timestamp without a zone is UTC, as in the generic load
+            con.execute("SET TimeZone = 'UTC'")
             if self._ledger_has(session, table, request.run_id):
                 return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
             existing = self.existing_columns(session, table)
-            targets, new = duckdb_native.plan(duckdb_native.infer(con, files), existing)
+            targets, new = duckdb_staging.plan(stager.columns(), existing)
             self._ensure_ledger(session)
             con.execute("BEGIN")
             try:
                 changes = self._native_ddl(session, table, targets, new, existing is None)
                 if request.load_type == "truncate_insert" and existing is not None:
                     con.execute(f"DELETE FROM {quote(table)}")
-                rows = duckdb_native.insert(con, table, files, targets, self.dialect.native, request)
+                rows = stager.insert(con, table, targets, self.dialect.native, request)
                 self._record(session, table, request, rows, 0)
                 con.execute("COMMIT")
+            except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfMemoryException) as exc:
+                con.execute("ROLLBACK")
+                raise duckdb_staging.NotNative(str(exc)) from exc
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

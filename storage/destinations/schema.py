@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from storage.destinations import spool
 from storage.destinations.base import AUDIT_COLUMNS, Capabilities
 from storage.destinations.column_types import INT64_MAX, INT64_MIN, TIMESTAMP_PATTERN, ColumnType, join, widened
@@ -63,6 +60,9 @@ def _string_types(values: list, known: set[ColumnType]) -> set[ColumnType]:
     widen or reject the text either way), so the check stops there."""
     if ColumnType.STRING in known:
         return set()
+    import pyarrow as pa  # here, not at the top: DuckDB's staged load never needs Arrow
+    import pyarrow.compute as pc
+
     strings = pa.array([v for v in values if type(v) is str], pa.string())
     matches = pc.sum(pc.match_substring_regex(strings, TIMESTAMP_PATTERN)).as_py() or 0
     found = {ColumnType.TIMESTAMP} if matches else set()

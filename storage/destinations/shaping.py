@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.destinations import spool
-from storage.destinations.base import LOADED_AT_COLUMN, RUN_ID_COLUMN, Capabilities, LoadRequest, RejectedRowsError
+from storage.destinations.base import (LOADED_AT_COLUMN, POSITION_COLUMN, REJECT_FIELDS, RUN_ID_COLUMN, Capabilities,
+                                       LoadRequest, RejectedRowsError)
 from storage.destinations.column_types import (
     INT64_MAX,
     INT64_MIN,
@@ -29,7 +30,6 @@ from storage.destinations.column_types import (
 )
 from storage.destinations.schema import PlannedColumn, SchemaPlan
 
-POSITION_COLUMN = "_tributary_pos"  # a record's place in the run: the last record of a key wins an upsert
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 ARROW_TYPES = {
     ColumnType.BOOLEAN: pa.bool_(),
@@ -46,7 +46,6 @@ _DIRECT = {
     ColumnType.FLOAT: {int, float},
     ColumnType.STRING: {str},
 }
-REJECT_FIELDS = ("reason", "record")
 _SAMPLES = 3
 
 

@@ -20,10 +20,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from storage.destinations import spool
 from storage.destinations.base import (
@@ -44,8 +41,21 @@ from storage.destinations.schema import (
     plan_schema,
     profile_spool,
 )
-from storage.destinations.shaping import POSITION_COLUMN, REJECT_FIELDS, RejectLog, Shaper, check_threshold
+from storage.destinations.base import POSITION_COLUMN, REJECT_FIELDS
 from storage.destinations.sql import SqlDialect, column_type_of, quote
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from storage.destinations.shaping import RejectLog
+
+
+def _shaping():
+    """The Arrow-based shaping, imported on first use: DuckDB's staged load, the common case,
+    needs no Arrow (pyarrow costs a process about 0.2 s and 35 MB)."""
+    from storage.destinations import shaping
+
+    return shaping
 
 STAGING_TABLE = "_tributary_staging"
 _RANK = "_tributary_rank"
@@ -81,6 +91,9 @@ def staged_file_table(batch: pa.Table) -> pa.Table:
     """A shaped batch as it is written to a staged file: positional names and timestamps as
     ISO text with an explicit UTC offset, which every warehouse's CAST reads the same way (a
     Parquet timestamp's zone handling differs between COPY implementations)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arrays = []
     for array in batch.columns:
         if pa.types.is_timestamp(array.type):
@@ -189,7 +202,7 @@ class SqlDestination(Destination):
     def load(self, request: LoadRequest) -> LoadResult:
         self.require_load_type(request)
         table = self.table_name(request.table)
-        with self.connect() as session, RejectLog() as rejects:
+        with self.connect() as session, _shaping().RejectLog() as rejects:
             if self._ledger_has(session, table, request.run_id):
                 return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
             profile = profile_spool(request.files, self.chunk_rows)
@@ -200,9 +213,9 @@ class SqlDestination(Destination):
             staged = None
             try:
                 if self.stages_files and profile.records:
-                    shaper = Shaper(plan, request, self.capabilities, rejects, positions=True)
+                    shaper = _shaping().Shaper(plan, request, self.capabilities, rejects, positions=True)
                     staged = self.stage(session, request, shaper.batches(self.chunk_rows))
-                    check_threshold(profile.records, rejects, request.max_rejected_ratio)
+                    _shaping().check_threshold(profile.records, rejects, request.max_rejected_ratio)
                 self._ensure_ledger(session)
                 if not self.ddl_in_transaction:
                     self._prepare_tables(session, plan, profile, rejects, staging, staged is not None)
@@ -295,17 +308,17 @@ class SqlDestination(Destination):
             self._from_staging(session, request, plan, staging)
         elif request.load_type == "upsert":
             self._create_staging(session, staging)
-            shaper = Shaper(plan, request, self.capabilities, rejects, positions=True)
+            shaper = _shaping().Shaper(plan, request, self.capabilities, rejects, positions=True)
             self.write(session, staging.table, staging.names, shaper.batches(self.chunk_rows))
-            check_threshold(profile.records, rejects, request.max_rejected_ratio)
+            _shaping().check_threshold(profile.records, rejects, request.max_rejected_ratio)
             self._from_staging(session, request, plan, staging)
         else:
             if request.load_type == "truncate_insert":
                 session.execute(f"DELETE FROM {target}")
             names = [c.name for c in plan.loaded] + [self.ident(RUN_ID_COLUMN), self.ident(LOADED_AT_COLUMN)]
-            shaper = Shaper(plan, request, self.capabilities, rejects)
+            shaper = _shaping().Shaper(plan, request, self.capabilities, rejects)
             self.write(session, plan.table, names, shaper.batches(self.chunk_rows))
-            check_threshold(profile.records, rejects, request.max_rejected_ratio)
+            _shaping().check_threshold(profile.records, rejects, request.max_rejected_ratio)
         if rejects.count:
             # Staged loads created the rejects table with the other DDL, before the transaction.
             name = self._rejects_name(plan.table) if staged is not None else self._create_rejects(session, plan.table)

@@ -174,3 +174,23 @@ def test_a_script_overwriting_its_result_file_fails_cleanly(runner_name):
     result = test_script(TestRequest(script=script))
     assert not result.ok
     assert "metadata is unreadable" in result.error
+
+
+def test_a_large_runs_parts_are_taken_while_the_script_runs(runner_name, tributary):
+    """Part 0 leaves the sandbox's spool (taken by the parent for staging) before the script
+    ends; the script sees it go, and every record still lands once."""
+    script = (
+        "import os, time\nfrom lib import outputStream, _runtime\n"
+        "for i in range(_runtime.RECORDS_PER_PART + 1):\n    outputStream.write({'id': i})\n"
+        "part_0 = os.path.join('out', 'spool', 'part-00000.jsonl')\n"
+        "deadline = time.monotonic() + 30\n"
+        "while os.path.exists(part_0) and time.monotonic() < deadline:\n    time.sleep(0.02)\n"
+        "print('taken while running:', not os.path.exists(part_0))\n"
+        "outputStream.write({'id': -1})\n"
+    )
+    create_feed(FeedSpec(name="parts", script=script))
+    run = execute_run(create_run("parts").id)
+    assert run.status == "succeeded", run.error
+    assert "taken while running: True" in open(run.log_path).read()
+    count = run.records_written
+    assert warehouse_rows(tributary, "SELECT count(*), count(DISTINCT id) FROM parts") == [(count, count)]

@@ -1,0 +1,336 @@
+"""DuckDB's fast path: the spool parsed by DuckDB itself, a part at a time, never in Python.
+
+A run's parts reach the stager one by one, while the script is still writing the next one
+(see core/runs.py). Each part is read by DuckDB with every field as raw JSON, its values typed
+by the same rules as the generic load (column_types.py: the run's set of value types per field,
+joined), converted with a check on every value, and written to a Parquet file in the run's
+staging directory. Nothing touches the warehouse until load() inserts the staged files into the
+table in one transaction, after the script has succeeded.
+
+Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
+run takes the generic load, which can widen columns and reject rows: a field whose values change
+type between parts in a way the staged parts cannot follow losslessly (only integers becoming
+floats, and fields that held only nulls so far, are followed), integers beyond 64 bits, text
+mixed with other scalars, field names the destination must rename, records DuckDB cannot read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from storage.destinations.base import AUDIT_COLUMNS, LOADED_AT_COLUMN, RUN_ID_COLUMN, IdentifierRules, LoadRequest, Stager
+from storage.destinations.column_types import TIMESTAMP_PATTERN, ColumnType, join
+from storage.destinations.sql import quote
+
+# Bounded memory: DuckDB spills to disk beyond this instead of growing with the run.
+MEMORY_LIMIT = "128MB"
+STAGING_MEMORY_LIMIT = MEMORY_LIMIT
+_MAX_OBJECT = 16 * 1024 * 1024  # DuckDB's default; larger records take the generic load
+_INTEGERS = "('BIGINT', 'UBIGINT')"
+_INT64_MAX = 2**63 - 1
+_FAIL = "error('tributary: a value outside the type of its field')"
+_NULLS_CHECK = "_tributary_nulls"
+SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
+
+
+class NotNative(Exception):
+    """This run needs the generic load."""
+
+
+def _text(value: str) -> str:
+    """A SQL string literal's inside."""
+    return value.replace("'", "''")
+
+
+def _files(files: list[Path]) -> str:
+    return "[" + ", ".join(f"'{_text(str(f))}'" for f in files) + "]"
+
+
+def _raw_source(part: Path, fields: list[str]) -> str:
+    """The part as a table with one raw JSON column per field (missing keys and nulls: NULL)."""
+    columns = "{" + ", ".join(f"'{_text(f)}': 'JSON'" for f in fields) + "}"
+    return (f"read_json('{_text(str(part))}', format='newline_delimited', columns={columns}, "
+            f"maximum_object_size={_MAX_OBJECT})")
+
+
+def discover_fields(con: duckdb.DuckDBPyConnection, part: Path) -> list[str]:
+    """The part's field names in order of first appearance (the generic load's column order),
+    read on one thread so that DuckDB numbers the lines in file order."""
+    source = f"read_json_objects('{_text(str(part))}', format='newline_delimited', maximum_object_size={_MAX_OBJECT})"
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    if threads != 1:
+        con.execute("SET threads = 1")
+    try:
+        shapes = con.execute(
+            f"SELECT keys, min(n) AS first FROM (SELECT CASE WHEN starts_with(json::VARCHAR, '{{') THEN json_keys(json) "
+            f"END AS keys, row_number() OVER () AS n FROM {source}) GROUP BY keys ORDER BY first"
+        ).fetchall()
+    finally:
+        if threads != 1:
+            con.execute(f"SET threads = {int(threads)}")
+    if any(keys is None for keys, _ in shapes):
+        raise NotNative(f"{part.name} holds values that are not objects")
+    return list(dict.fromkeys(key for keys, _ in shapes for key in keys))
+
+
+def classify(con: duckdb.DuckDBPyConnection, source: str, fields: list[str],
+             sample_rows: int | None = None) -> dict[str, set[ColumnType]]:
+    """The value types each field takes in a part (or its first sample_rows records), named as
+    the generic load names them."""
+    if not fields:
+        return {}
+    inner = TIMESTAMP_PATTERN.removeprefix("^").removesuffix("$")
+    projections, aggregates = [], []
+    for i, f in enumerate(fields):
+        # Each value's JSON type and its JSON text, computed once: the aggregates test those.
+        projections.append(f"json_type({quote(f)}) AS t{i}, {quote(f)}::VARCHAR AS v{i}, "
+                           f"CASE WHEN contains({quote(f)}::VARCHAR, '\\') THEN '\"' || ({quote(f)} ->> '$') || '\"' "
+                           f"ELSE {quote(f)}::VARCHAR END AS s{i}")
+        t, v, text = f"t{i}", f"v{i}", f"s{i}"
+        aggregates += [
+            f"count_if({t} = 'BOOLEAN')",
+            f"count_if({t} IN {_INTEGERS})",
+            f"count_if({_huge(t, v)})",
+            f"count_if({t} = 'DOUBLE')",
+            f"count_if({t} = 'VARCHAR')",
+            # The quoted text of a timestamp; the cheap length and dash tests spare the regular
+            # expression most plain text.
+            f"count_if({t} = 'VARCHAR' AND length({text}) BETWEEN 18 AND 42 AND substr({text}, 6, 1) = '-' "
+            f"AND regexp_full_match({text}, '\"{_text(inner)}\"'))",
+            f"count_if({t} IN ('OBJECT', 'ARRAY'))",
+        ]
+    limit = f" LIMIT {int(sample_rows)}" if sample_rows else ""
+    counts = con.execute(
+        f"SELECT {', '.join(aggregates)} FROM (SELECT {', '.join(projections)} FROM {source}{limit})"
+    ).fetchone()
+    found = {}
+    for i, f in enumerate(fields):
+        # (count_if over values that are all NULL gives NULL, not 0)
+        booleans, integers, huge, floats, strings, timestamps, nested = (c or 0 for c in counts[7 * i: 7 * i + 7])
+        if huge:
+            raise NotNative(f"field {f} holds integers beyond 64 bits")
+        kinds = set()
+        for count, kind in ((booleans, ColumnType.BOOLEAN), (integers, ColumnType.INTEGER),
+                            (floats - huge, ColumnType.FLOAT), (timestamps, ColumnType.TIMESTAMP),
+                            (strings - timestamps, ColumnType.STRING), (nested, ColumnType.JSON)):
+            if count:
+                kinds.add(kind)
+        found[f] = kinds
+    return found
+
+
+def _huge(json_kind: str, text: str) -> str:
+    """Integers beyond 64 bits: DuckDB calls them UBIGINT or DOUBLE, the generic load text.
+    (DuckDB may evaluate both sides of an AND: the casts must not fail on other values.)"""
+    return (f"(({json_kind} = 'UBIGINT' AND TRY_CAST({text} AS UBIGINT) > {_INT64_MAX}) OR "
+            f"({json_kind} = 'DOUBLE' AND NOT regexp_matches({text}, '[.eE]')))")
+
+
+def staged_kind(seen: set[ColumnType]) -> ColumnType | None:
+    """The column type for the value types a field took, when the staged path writes it exactly
+    as the generic load would; None while it held only nulls."""
+    if not seen:
+        return None
+    kind = join(seen)
+    text_like = {ColumnType.STRING, ColumnType.TIMESTAMP}
+    if kind == ColumnType.STRING and not seen <= text_like:
+        raise NotNative(f"text mixed with {', '.join(sorted(k.value for k in seen - text_like))}")
+    if kind == ColumnType.JSON and seen != {ColumnType.JSON}:
+        raise NotNative("objects or lists mixed with scalars")
+    return kind
+
+
+def _converted(field: str, kind: ColumnType) -> str:
+    """The typed value of one raw JSON field, or error() when a value falls outside the type.
+
+    The tests read the value's JSON text (DuckDB's own serialisation: strings quoted, numbers
+    with a fraction or exponent hold '.', 'e' or 'E', integers none) rather than asking
+    json_type(), which parses every value again and made staging half as fast."""
+    col, text = quote(field), f"({quote(field)}::VARCHAR)"
+    fractional = f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
+    value = {
+        ColumnType.BOOLEAN: f"WHEN {text} = 'true' THEN true WHEN {text} = 'false' THEN false",
+        ColumnType.INTEGER: f"WHEN NOT {fractional} AND TRY_CAST({text} AS BIGINT) IS NOT NULL THEN {text}::BIGINT",
+        # An integer beyond 64 bits is text to the generic load, not a float.
+        ColumnType.FLOAT: f"WHEN TRY_CAST({text} AS DOUBLE) IS NOT NULL AND ({fractional} OR TRY_CAST({text} AS BIGINT) "
+                          f"IS NOT NULL) THEN {text}::DOUBLE",
+        # Text without escapes is its JSON text unquoted; anything else is decoded by DuckDB.
+        ColumnType.STRING: f"WHEN starts_with({text}, '\"') AND NOT contains({text}, '\\') THEN {text}[2:-2] "
+                           f"WHEN starts_with({text}, '\"') THEN {col} ->> '$'",
+        ColumnType.TIMESTAMP: f"WHEN json_type({col}) = 'VARCHAR' AND regexp_full_match({col} ->> '$', "
+                              f"'{_text(TIMESTAMP_PATTERN)}') THEN CAST({col} ->> '$' AS TIMESTAMPTZ)",
+        ColumnType.JSON: f"WHEN starts_with({text}, '{{') OR starts_with({text}, '[') THEN {col}",
+    }[kind]
+    return f"CASE WHEN {col} IS NULL THEN NULL {value} ELSE {_FAIL} END"
+
+
+def _only_nulls(fields: list[str]) -> str:
+    """A column that fails unless these fields (typed by nulls alone so far) are null: they are
+    left out of the staged file, so a value there must not pass unseen."""
+    nulls = " AND ".join(f"{quote(f)} IS NULL" for f in fields)
+    return f"CASE WHEN {nulls} THEN NULL::BOOLEAN ELSE {_FAIL} END AS {_NULLS_CHECK}"
+
+
+# Where a field's type may move between parts with the parts already staged still right:
+# a cast at insert time turns them into the final type exactly as the generic load would.
+_FOLLOWABLE = {(None, k) for k in ColumnType} | {(ColumnType.INTEGER, ColumnType.FLOAT)}
+
+
+class DuckDBStager(Stager):
+    def __init__(self, work_dir: Path, identifiers: IdentifierRules, threads: int | None = None):
+        self.work_dir = work_dir
+        self.identifiers = identifiers
+        # While the script runs, a core is left for it.
+        self.threads = threads or max(1, (os.cpu_count() or 1) - 1)
+        self.seen: dict[str, set[ColumnType]] = {}  # field -> value types in the staged parts
+        self.kinds: dict[str, ColumnType | None] = {}  # field -> its type in the staged parts
+        self.staged: list[Path] = []
+        self.present: set[str] = set()  # fields with a value in some staged file
+        self.parts = 0
+        self.rows = 0
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    # -------------------------------------------------------------- taking parts
+
+    def add(self, part: Path) -> None:
+        self.parts += 1
+        if self.gave_up:
+            return
+        try:
+            self._add(part)
+        except NotNative as exc:
+            self._give_up(str(exc))
+        except duckdb.Error as exc:  # a record DuckDB cannot read: the generic load explains it per record
+            self._give_up(f"DuckDB could not read {part.name}: {str(exc).splitlines()[0]}")
+
+    def _add(self, part: Path) -> None:
+        if not part.exists() or part.stat().st_size == 0:
+            return
+        con = self._connection()
+        fields = discover_fields(con, part)
+        self._check_names(fields)
+        source = _raw_source(part, fields)
+        target = self.work_dir / f"{part.stem}.parquet"
+        # Fields already typed keep their type; new ones (or ones with only nulls so far) get a
+        # type guessed from a sample. The conversion checks every value against those types, so
+        # a wrong guess costs a second pass over the part, never a wrong table.
+        unknown = [f for f in fields if self.kinds.get(f) is None]
+        found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+        try:
+            rows = self._stage(con, source, fields, self._joined(found), target)
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            found = classify(con, source, fields)  # the whole part, this time
+            rows = self._stage(con, source, fields, self._joined(found), target)
+        for f, kinds in found.items():
+            self.seen.setdefault(f, set()).update(kinds)
+        self.kinds.update(self._joined(found))
+        self.staged.append(target)
+        self.rows += rows
+
+    def _check_names(self, fields: list[str]) -> None:
+        rules = self.identifiers
+        reserved = {rules.identity(c) for c in (*AUDIT_COLUMNS, _NULLS_CHECK)}
+        identities = [rules.identity(f) for f in fields]
+        if len(set(identities)) < len(identities) or reserved & set(identities):
+            raise NotNative("field names that would share a column, or Tributary's audit columns")
+        for f in fields:
+            if rules.name(f) != f:
+                raise NotNative(f"field {f!r} needs another column name")
+
+    def _joined(self, found: dict[str, set[ColumnType]]) -> dict[str, ColumnType | None]:
+        """Each field's type once this part's value types join the staged parts' ones."""
+        kinds = {}
+        for f, part_kinds in found.items():
+            before = self.kinds.get(f)
+            after = staged_kind(self.seen.get(f, set()) | part_kinds)
+            if before != after and (before, after) not in _FOLLOWABLE:
+                raise NotNative(f"field {f} changed from {before.value} to {after.value} during the run")
+            kinds[f] = after
+        return kinds
+
+    def _stage(self, con: duckdb.DuckDBPyConnection, source: str, fields: list[str],
+               kinds: dict[str, ColumnType | None], target: Path) -> int:
+        # Fields that held only nulls so far are left out: the insert reads them as NULL, in
+        # whatever type they take later (union_by_name would otherwise make them text).
+        typed = [f for f in fields if kinds[f] is not None]
+        values = [f"{_converted(f, kinds[f])} AS {quote(f)}" for f in typed]
+        nulls = [f for f in fields if kinds[f] is None]
+        if nulls or not values:
+            values.append(_only_nulls(nulls) if nulls else f"NULL AS {_NULLS_CHECK}")
+        try:
+            rows = con.execute(
+                f"COPY (SELECT {', '.join(values)} FROM {source}) TO '{_text(str(target))}' "
+                f"(FORMAT parquet, COMPRESSION snappy)"
+            ).fetchone()[0]
+        except duckdb.Error:
+            target.unlink(missing_ok=True)
+            raise
+        self.present.update(typed)
+        return rows
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            self._con = duckdb.connect()  # in memory: parts go to Parquet files, not into a database
+            self._con.execute(f"SET memory_limit = '{STAGING_MEMORY_LIMIT}'")
+            self._con.execute(f"SET temp_directory = '{_text(str(self.work_dir / 'spill'))}'")
+            self._con.execute(f"SET threads = {self.threads}")
+            self._con.execute("SET preserve_insertion_order = false")
+            self._con.execute("SET TimeZone = 'UTC'")  # a timestamp without a zone is UTC, as in the generic load
+        return self._con
+
+    def _give_up(self, reason: str) -> None:
+        self.gave_up = reason
+        self._release()
+
+    def _release(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def close(self) -> None:
+        self._release()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # -------------------------------------------------------------- the load
+
+    def columns(self) -> dict[str, ColumnType]:
+        """The run's fields and their column types (a field that held only nulls is text)."""
+        return {f: kind or ColumnType.STRING for f, kind in self.kinds.items()}
+
+    def insert(self, con: duckdb.DuckDBPyConnection, table: str, targets: dict[str, ColumnType], native,
+               request: LoadRequest) -> int:
+        """INSERT the staged parts into the table, inside the caller's transaction."""
+        self._release()  # the stager's memory goes back before the warehouse's load starts
+        if not self.staged:
+            return 0
+        names = ", ".join(quote(f) for f in targets)
+        values = ", ".join(f"CAST({quote(f) if f in self.present else 'NULL'} AS {native(kind)})"
+                           for f, kind in targets.items())
+        con.execute(
+            f"INSERT INTO {quote(table)} ({names}, {quote(RUN_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}) "
+            f"SELECT {values}, ?, ? FROM read_parquet({_files(self.staged)}, union_by_name = true)",
+            [request.run_id, request.loaded_at],
+        )
+        return self.rows
+
+
+def plan(inferred: dict[str, ColumnType], existing: dict[str, tuple[ColumnType, str]] | None
+         ) -> tuple[dict[str, ColumnType], list[str]]:
+    """The column each field goes to, and the new columns; NotNative when a field meets a
+    column of another type (widening and rejects are the generic load's work)."""
+    by_lower = {name.lower(): (name, kind) for name, (kind, _) in (existing or {}).items()}
+    targets, new = {}, []
+    for field, kind in inferred.items():
+        if field.lower() in by_lower:
+            column_kind = by_lower[field.lower()][1]
+            if column_kind != kind:
+                raise NotNative(f"field {field} is {kind.value}, its column is {column_kind.value}")
+        else:
+            new.append(field)
+        targets[field] = kind
+    return targets, new
