@@ -5,7 +5,8 @@ and the samples are summed by process, by step, and by the function on top of th
 
 By default the view is wall-clock: idle samples included, main threads only (the CLI's and the
 script's), so each step's seconds are the time it held up the run, waits included (the CLI
-waiting for its script, for DuckDB's own threads, for the disk). --cpu shows on-CPU samples of
+waiting for its script, for DuckDB's own threads, for the disk). Parts are staged on another
+thread while the script runs, so that work shows only in --cpu, which counts on-CPU samples of
 every Python thread instead. DuckDB's worker threads are not Python threads: py-spy sees them
 only as the Python frame that waits for the query. py-spy needs to ptrace the processes (root,
 or kernel.yama.ptrace_scope=0). --keep leaves the raw collapsed stacks (for flamegraph.pl or
@@ -46,9 +47,11 @@ SANDBOX_STEPS = [
 ]
 CLI_STEPS = [
     (r"_find_and_load", "imports (start-up, and lazy ones later)"),
-    (r"^_check_strings \(destinations/duckdb_native", "load: DuckDB scan 2 of the spool, timestamp check of strings"),
-    (r"^infer \(destinations/duckdb_native", "load: DuckDB scan 1 of the spool, type inference (DESCRIBE)"),
-    (r"^insert \(destinations/duckdb_native", "load: DuckDB scan 3 of the spool, INSERT ... FROM read_json"),
+    (r"^discover_fields \(destinations/duckdb_staging", "staging a part: its field names (json_keys)"),
+    (r"^classify \(destinations/duckdb_staging", "staging a part: typing new fields (sample, or whole part)"),
+    (r"^DuckDBStager\._stage ", "staging a part: checked conversion to Parquet"),
+    (r"^DuckDBStager\.insert ", "load: INSERT of the staged Parquet into the table"),
+    (r"^PartCollector\.", "taking parts out of the sandbox's spool"),
     (r"^profile_spool \(destinations/schema", "load (generic): pass 1, profiling the spool's types"),
     (r"^Shaper\.batches \(destinations/shaping", "load (generic): pass 2, shaping chunks into Arrow"),
     (r"\.write \(destinations/duckdb\.py\)", "load (generic): pass 2, DuckDB INSERT from Arrow"),

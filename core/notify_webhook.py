@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import requests
-
 TIMEOUT_S = 10
 
 
@@ -43,6 +41,8 @@ def send(url: str, document: dict, delivery_id: int, timeout_s: float = TIMEOUT_
         # earlier attempt (and whose answer was lost) can recognise the repeat.
         "X-Tributary-Delivery": str(delivery_id),
     }
+    import requests  # here: every CLI command would otherwise pay for importing it (about 30 ms)
+
     try:
         # Redirects are not followed: requests would turn the POST into a GET and drop the body.
         response = requests.post(url, json=document, timeout=timeout_s, headers=headers, allow_redirects=False)

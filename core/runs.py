@@ -41,7 +41,7 @@ from storage.destinations.base import LoadRequest, Stager
 ACTIVE_STATUSES = ("queued", "running", "loading")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 CANCEL_POLL_S = 0.5
-PART_POLL_S = 0.05  # how soon a completed spool part reaches the destinations' stagers
+PART_POLL_S = 0.01  # how soon a completed spool part reaches the destinations' stagers
 _handles: dict[str, object] = {}  # run id -> RunHandle, for cancelling in this process
 _handles_lock = threading.Lock()
 
@@ -361,6 +361,8 @@ class _Staging:
         self._stop()
         if self._error is not None:
             raise self._error
+        for stager in self.stagers.values():
+            stager.script_ended()
         self._take(final=True)
         for name, stager in self.stagers.items():
             if stager.gave_up:

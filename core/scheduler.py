@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.background import BackgroundScheduler
 from sqlmodel import select, update
 
 from core import dispatch, triggers
@@ -24,6 +24,9 @@ from core.errors import Conflict
 from core.models import Feed, ScheduleSlot, utcnow
 from core.settings import get_settings
 from storage.db import session_scope
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -150,6 +153,8 @@ def start() -> BackgroundScheduler:
     global _scheduler
     if _scheduler is None:
         from core import retries  # noqa: F401  (registers the retry listener)
+
+        from apscheduler.schedulers.background import BackgroundScheduler  # only the app's process runs one
 
         dispatch.start()
         rebuild()

@@ -118,6 +118,9 @@ class Stager(ABC):
         """Take the next part of the spool (see spool.fields_of for its field list). Parts come
         in order, from one thread."""
 
+    def script_ended(self) -> None:
+        """The script has ended: the parts left may use every core."""
+
     def close(self) -> None:
         """Let go of what the stager holds (files, connections)."""
 

@@ -27,14 +27,15 @@ from storage.destinations.column_types import TIMESTAMP_PATTERN, ColumnType, joi
 from storage.destinations.sql import quote
 
 # Bounded memory: DuckDB spills to disk beyond this instead of growing with the run.
-MEMORY_LIMIT = "128MB"
-STAGING_MEMORY_LIMIT = MEMORY_LIMIT
+MEMORY_LIMIT = "96MB"
+STAGING_MEMORY_LIMIT = "128MB"  # a part at a time, streamed to Parquet
 _MAX_OBJECT = 16 * 1024 * 1024  # DuckDB's default; larger records take the generic load
 _INTEGERS = "('BIGINT', 'UBIGINT')"
 _INT64_MAX = 2**63 - 1
 _FAIL = "error('tributary: a value outside the type of its field')"
 _NULLS_CHECK = "_tributary_nulls"
 SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
+FIELD_SAMPLE_ROWS = 100  # records whose keys name a part's fields; a key first seen later fails the read
 
 
 class NotNative(Exception):
@@ -57,10 +58,20 @@ def _raw_source(part: Path, fields: list[str]) -> str:
             f"maximum_object_size={_MAX_OBJECT})")
 
 
-def discover_fields(con: duckdb.DuckDBPyConnection, part: Path) -> list[str]:
-    """The part's field names in order of first appearance (the generic load's column order),
-    read on one thread so that DuckDB numbers the lines in file order."""
+def _sampled_source(part: Path) -> str:
+    """The part with one raw JSON column per field of its first records. DuckDB detected those
+    fields itself, so a record with any other key fails the read instead of losing it."""
+    return (f"read_json('{_text(str(part))}', format='newline_delimited', maximum_depth=1, "
+            f"sample_size={FIELD_SAMPLE_ROWS}, maximum_object_size={_MAX_OBJECT})")
+
+
+def discover_fields(con: duckdb.DuckDBPyConnection, part: Path, first_records: int | None = None) -> list[str]:
+    """The part's field names (of its first records only, if given) in order of first
+    appearance (the generic load's column order), read on one thread so that DuckDB numbers
+    the lines in file order."""
     source = f"read_json_objects('{_text(str(part))}', format='newline_delimited', maximum_object_size={_MAX_OBJECT})"
+    if first_records:
+        source = f"(SELECT * FROM {source} LIMIT {int(first_records)})"
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     if threads != 1:
         con.execute("SET threads = 1")
@@ -211,25 +222,36 @@ class DuckDBStager(Stager):
         if not part.exists() or part.stat().st_size == 0:
             return
         con = self._connection()
-        fields = discover_fields(con, part)
-        self._check_names(fields)
-        source = _raw_source(part, fields)
         target = self.work_dir / f"{part.stem}.parquet"
-        # Fields already typed keep their type; new ones (or ones with only nulls so far) get a
-        # type guessed from a sample. The conversion checks every value against those types, so
-        # a wrong guess costs a second pass over the part, never a wrong table.
-        unknown = [f for f in fields if self.kinds.get(f) is None]
-        found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+        # The fast way: the fields of the part's first records, read so that any other key fails
+        # the read, and the types of new fields guessed from a sample; the conversion checks
+        # every value against its type. Anything else costs a second, exact pass over the part
+        # (its every field in order of first appearance, every value typed), never a wrong table.
         try:
-            rows = self._stage(con, source, fields, self._joined(found), target)
+            fields, found, rows = self._stage_guessed(con, part, target)
         except (duckdb.InvalidInputException, duckdb.ConversionException):
-            found = classify(con, source, fields)  # the whole part, this time
+            fields = discover_fields(con, part)
+            self._check_names(fields)
+            source = _raw_source(part, fields)
+            found = classify(con, source, fields)
             rows = self._stage(con, source, fields, self._joined(found), target)
         for f, kinds in found.items():
             self.seen.setdefault(f, set()).update(kinds)
         self.kinds.update(self._joined(found))
         self.staged.append(target)
         self.rows += rows
+
+    def _stage_guessed(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
+        source = _sampled_source(part)
+        fields = discover_fields(con, part, FIELD_SAMPLE_ROWS)
+        # DuckDB names the columns itself: a name it had to change (a key differing from
+        # another only in case becomes "ID_1"), or records without fields, need the exact pass.
+        if [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()] != fields:
+            raise duckdb.InvalidInputException("the sample's columns are not its keys")
+        self._check_names(fields)
+        unknown = [f for f in fields if self.kinds.get(f) is None]  # new, or only nulls so far
+        found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+        return fields, found, self._stage(con, source, fields, self._joined(found), target)
 
     def _check_names(self, fields: list[str]) -> None:
         rules = self.identifiers
@@ -282,6 +304,11 @@ class DuckDBStager(Stager):
             self._con.execute("SET preserve_insertion_order = false")
             self._con.execute("SET TimeZone = 'UTC'")  # a timestamp without a zone is UTC, as in the generic load
         return self._con
+
+    def script_ended(self) -> None:
+        self.threads = os.cpu_count() or 1
+        if self._con is not None:
+            self._con.execute(f"SET threads = {self.threads}")
 
     def _give_up(self, reason: str) -> None:
         self.gave_up = reason

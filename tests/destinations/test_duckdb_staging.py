@@ -45,6 +45,8 @@ CASES = {
     "objects mixed with scalars": ([[{"id": 1, "v": {"a": 1}}, {"id": 2, "v": "x"}]], False),
     "integers beyond 64 bits": ([[{"id": 1, "v": 2**70}, {"id": 2, "v": 5}]], False),
     "names that differ only in case": ([[{"id": 1, "ID": 2}]], False),
+    "a name differing only in case, after the field sample": ([[{"id": i} for i in range(200)] + [{"ID": 7}]], False),
+    "a field first seen after the field sample": ([[{"id": i} for i in range(200)] + [{"id": 200, "x": 1.5}]], True),
     "a field named like an audit column": ([[{"id": 1, "_tributary_run_id": "mine"}]], False),
     "records without fields": ([[{}, {}]], False),
 }
