@@ -500,7 +500,17 @@ def recover_interrupted_runs() -> list[str]:
                 continue
             _finish(session, run, "failed", "interrupted: the process running it stopped")
             recovered.append(run.id)
+    for run_id in recovered:
+        remove_work_dirs(run_id)
     return recovered
+
+
+def remove_work_dirs(run_id: str) -> None:
+    """A run's work dir, its taken spool parts and its stagers' files (named after the run)."""
+    work_root = get_settings().work_root
+    if work_root.exists():
+        for path in work_root.glob(f"{run_id}*"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _pid_alive(pid: int) -> bool:

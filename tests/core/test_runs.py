@@ -6,6 +6,7 @@ from core.connections import ConnectionInput, create_connection
 from core.errors import Conflict
 from core.feeds import FeedSpec, create_feed, edit_feed
 from core.runs import create_run, execute_run, get_run, list_runs, read_log
+from core.settings import get_settings
 from core.state import current_state, state_history
 from demo.api import DemoAPI
 from tests.helpers import example, table_exists, warehouse_rows
@@ -174,7 +175,13 @@ def test_runs_left_active_by_a_dead_process_are_recovered(any_store):
         row = session.get(type(stale), stale.id)
         row.status, row.worker = "running", f"{socket.gethostname()}:999999"  # a pid that is not alive
         session.add(row)
+    work_root = get_settings().work_root
+    left = [work_root / stale.id / "out" / "spool", work_root / f"{stale.id}.parts", work_root / f"{stale.id}.stage-duckdb"]
+    for path in left:
+        path.mkdir(parents=True)
+    (work_root / "another-run").mkdir()
     assert recover_interrupted_runs() == [stale.id]
+    assert sorted(p.name for p in work_root.iterdir()) == ["another-run"]  # the dead run's files only
     recovered = get_run(stale.id)
     assert recovered.status == "failed" and "interrupted" in recovered.error
     assert execute_run(create_run("paged").id).status == "succeeded"  # the feed is free again
