@@ -358,11 +358,14 @@ class _Staging:
 
     def finish(self) -> list[Path]:
         """After the script succeeded: the remaining parts, then every part in order."""
+        self._done.set()
+        for stager in list(self.stagers.values()):
+            stager.script_ended()  # stops the part in hand, if any
         self._stop()
         if self._error is not None:
             raise self._error
         for stager in self.stagers.values():
-            stager.script_ended()
+            stager.script_ended()  # again, for a stager made after the first call
         self._take(final=True)
         for name, stager in self.stagers.items():
             if stager.gave_up:

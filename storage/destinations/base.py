@@ -119,7 +119,8 @@ class Stager(ABC):
         in order, from one thread."""
 
     def script_ended(self) -> None:
-        """The script has ended: the parts left may use every core."""
+        """The script has ended: the parts left may use every core. Called while add() may be
+        running on another thread."""
 
     def close(self) -> None:
         """Let go of what the stager holds (files, connections)."""

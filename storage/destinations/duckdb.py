@@ -133,13 +133,19 @@ class DuckDBDestination(SqlDestination):
             try:
                 return self._load_staged(request, staged)
             except duckdb_staging.NotNative:
-                pass  # rolled back: the generic load takes the run from the start
-        return super().load(request)
+                pass  # rolled back
+            if staged.deferred:  # a deferred part's guess was wrong: stage it the exact way, once
+                staged.stage_deferred()
+                try:
+                    return self._load_staged(request, staged)
+                except duckdb_staging.NotNative:
+                    pass
+        return super().load(request)  # the generic load takes the run from the start
 
     def _load_staged(self, request: LoadRequest, stager: duckdb_staging.DuckDBStager) -> LoadResult:
         if stager.gave_up:
             raise duckdb_staging.NotNative(stager.gave_up)
-        if stager.parts != len(request.files) or not stager.rows or not stager.columns():
+        if stager.parts != len(request.files) or not (stager.rows or stager.deferred) or not stager.columns():
             raise duckdb_staging.NotNative("the staged parts are not the whole spool, or it holds no fields")
         table = self.table_name(request.table)
         with self.connect() as session:

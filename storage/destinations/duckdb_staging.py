@@ -65,6 +65,12 @@ def _sampled_source(part: Path) -> str:
             f"sample_size={FIELD_SAMPLE_ROWS}, maximum_object_size={_MAX_OBJECT})")
 
 
+def _renamed(fields: list[str]) -> bool:
+    """Whether a name may be one DuckDB made up for a key clashing with another (case aside)."""
+    lowered = {f.lower() for f in fields}
+    return any(f.rpartition("_")[2].isdigit() and f.rpartition("_")[0].lower() in lowered for f in fields)
+
+
 def discover_fields(con: duckdb.DuckDBPyConnection, part: Path, first_records: int | None = None) -> list[str]:
     """The part's field names (of its first records only, if given) in order of first
     appearance (the generic load's column order), read on one thread so that DuckDB numbers
@@ -201,6 +207,10 @@ class DuckDBStager(Stager):
         self.kinds: dict[str, ColumnType | None] = {}  # field -> its type in the staged parts
         self.staged: list[Path] = []
         self.present: set[str] = set()  # fields with a value in some staged file
+        # Parts that came once the script had ended, checked but not staged: the load's INSERT
+        # reads them itself, so the run does not wait for their Parquet files.
+        self.deferred: list[tuple[Path, list[str], dict[str, ColumnType | None]]] = []
+        self.finishing = False
         self.parts = 0
         self.rows = 0
         self._con: duckdb.DuckDBPyConnection | None = None
@@ -209,8 +219,10 @@ class DuckDBStager(Stager):
 
     def add(self, part: Path) -> None:
         self.parts += 1
-        if self.gave_up:
-            return
+        if not self.gave_up:
+            self._take(part)
+
+    def _take(self, part: Path) -> None:
         try:
             self._add(part)
         except NotNative as exc:
@@ -222,6 +234,16 @@ class DuckDBStager(Stager):
         if not part.exists() or part.stat().st_size == 0:
             return
         con = self._connection()
+        if self.finishing and self._defer(con, part):
+            return
+        try:
+            self._stage_part(con, part)
+        except duckdb.InterruptException:
+            # script_ended() stopped this part half-way: the load's INSERT reads it instead.
+            if not self._defer(con, part):
+                self._stage_part(con, part)
+
+    def _stage_part(self, con: duckdb.DuckDBPyConnection, part: Path) -> None:
         target = self.work_dir / f"{part.stem}.parquet"
         # The fast way: the fields of the part's first records, read so that any other key fails
         # the read, and the types of new fields guessed from a sample; the conversion checks
@@ -241,14 +263,42 @@ class DuckDBStager(Stager):
         self.staged.append(target)
         self.rows += rows
 
-    def _stage_guessed(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
-        source = _sampled_source(part)
-        fields = discover_fields(con, part, FIELD_SAMPLE_ROWS)
-        # DuckDB names the columns itself: a name it had to change (a key differing from
-        # another only in case becomes "ID_1"), or records without fields, need the exact pass.
-        if [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()] != fields:
+    def _defer(self, con: duckdb.DuckDBPyConnection, part: Path) -> bool:
+        """Check a part's fields and guess its types as staging would, without staging it."""
+        try:
+            fields = self._sampled_fields(con, _sampled_source(part))
+            unknown = [f for f in fields if self.kinds.get(f) is None]
+            found = {f: set() for f in fields} | classify(con, _sampled_source(part), unknown, SAMPLE_ROWS)
+            kinds = self._joined(found)
+        except (duckdb.InvalidInputException, duckdb.ConversionException):
+            return False  # staged the exact way instead
+        for f, part_kinds in found.items():
+            self.seen.setdefault(f, set()).update(part_kinds)
+        self.kinds.update(kinds)
+        self.deferred.append((part, fields, kinds))
+        return True
+
+    def stage_deferred(self) -> None:
+        """Stage the deferred parts after all (their INSERT found a value its guess did not allow)."""
+        deferred, self.deferred, self.finishing = self.deferred, [], False
+        for part, _, _ in deferred:
+            if not self.gave_up:
+                self._take(part)
+
+    def _sampled_fields(self, con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
+        columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        fields = [name for name, *_ in columns]
+        # DuckDB names the columns itself: records without fields come as one map, and a key
+        # differing from another only in case is renamed ("ID" next to "id" becomes "ID_1").
+        # Either needs the exact pass.
+        if any(kind != "JSON" for _, kind, *_ in columns) or _renamed(fields):
             raise duckdb.InvalidInputException("the sample's columns are not its keys")
         self._check_names(fields)
+        return fields
+
+    def _stage_guessed(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
+        source = _sampled_source(part)
+        fields = self._sampled_fields(con, source)
         unknown = [f for f in fields if self.kinds.get(f) is None]  # new, or only nulls so far
         found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
         return fields, found, self._stage(con, source, fields, self._joined(found), target)
@@ -295,6 +345,10 @@ class DuckDBStager(Stager):
         return rows
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self.finishing and self.threads < (os.cpu_count() or 1):
+            self.threads = os.cpu_count() or 1  # the script has ended: every core
+            if self._con is not None:
+                self._con.execute(f"SET threads = {self.threads}")
         if self._con is None:
             self.work_dir.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect()  # in memory: parts go to Parquet files, not into a database
@@ -306,9 +360,15 @@ class DuckDBStager(Stager):
         return self._con
 
     def script_ended(self) -> None:
-        self.threads = os.cpu_count() or 1
-        if self._con is not None:
-            self._con.execute(f"SET threads = {self.threads}")
+        """Runs while add() may be working on another thread, so it only raises a flag and
+        interrupts the part in hand (the load's INSERT then reads it itself)."""
+        self.finishing = True
+        con = self._con  # read once: the other thread may close it meanwhile
+        if con is not None:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass  # closed since: nothing in hand to stop
 
     def _give_up(self, reason: str) -> None:
         self.gave_up = reason
@@ -331,19 +391,29 @@ class DuckDBStager(Stager):
 
     def insert(self, con: duckdb.DuckDBPyConnection, table: str, targets: dict[str, ColumnType], native,
                request: LoadRequest) -> int:
-        """INSERT the staged parts into the table, inside the caller's transaction."""
+        """INSERT the staged parts (and the deferred ones, converted and checked here) into the
+        table, inside the caller's transaction; the rows inserted."""
         self._release()  # the stager's memory goes back before the warehouse's load starts
-        if not self.staged:
+        selects = []
+        if self.staged:
+            values = ", ".join(f"CAST({quote(f) if f in self.present else 'NULL'} AS {native(kind)})"
+                               for f, kind in targets.items())
+            selects.append(f"SELECT {values} FROM read_parquet({_files(self.staged)}, union_by_name = true)")
+        for part, fields, kinds in self.deferred:
+            values = [f"CAST({_converted(f, kinds[f]) if kinds.get(f) else 'NULL'} AS {native(kind)})"
+                      for f, kind in targets.items()]
+            if nulls := [f for f in fields if kinds[f] is None]:
+                only_nulls = " AND ".join(f"{quote(f)} IS NULL" for f in nulls)
+                values[0] = f"CASE WHEN {only_nulls} THEN {values[0]} ELSE {_FAIL} END"
+            selects.append(f"SELECT {', '.join(values)} FROM {_sampled_source(part)}")
+        if not selects:
             return 0
         names = ", ".join(quote(f) for f in targets)
-        values = ", ".join(f"CAST({quote(f) if f in self.present else 'NULL'} AS {native(kind)})"
-                           for f, kind in targets.items())
-        con.execute(
+        return con.execute(
             f"INSERT INTO {quote(table)} ({names}, {quote(RUN_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}) "
-            f"SELECT {values}, ?, ? FROM read_parquet({_files(self.staged)}, union_by_name = true)",
+            f"SELECT *, ?, ? FROM ({' UNION ALL '.join(selects)})",
             [request.run_id, request.loaded_at],
-        )
-        return self.rows
+        ).fetchone()[0]
 
 
 def plan(inferred: dict[str, ColumnType], existing: dict[str, tuple[ColumnType, str]] | None
