@@ -218,3 +218,33 @@ def test_parts_taken_after_the_script_ended_are_read_by_the_load_itself(tmp_path
     assert columns(native) == columns(generic)
     assert contents(native) == contents(generic)
     assert result.rows == expected.rows
+
+
+def test_the_script_ending_while_a_part_is_being_staged_loses_nothing(tmp_path, tributary):
+    """script_ended() comes from another thread and interrupts the part in hand (a large one
+    here, so that the interruption lands), which the load then reads itself."""
+    import threading
+    import time
+
+    def record(i):
+        return {"id": i, "name": f"record {i}", "text": f"a longer description of record number {i}",
+                "score": i / 2, "ok": i % 2 == 0, "tags": ["a", f"t{i % 7}"], "owner": {"id": i % 100}}
+
+    sizes = [(0, 10), (10, 600_010)]
+    files = write_parts(tmp_path, [[record(i) for i in range(a, b)] for a, b in sizes])
+    destination = DuckDBDestination(path=tmp_path / "w.duckdb")
+    stager = destination.stager("incremental", tmp_path / "stage")
+    stager.add(files[0])
+    worker = threading.Thread(target=stager.add, args=(files[1],))
+    worker.start()
+    time.sleep(0.2)  # well into the large part's conversion
+    stager.script_ended()
+    worker.join()
+    assert not stager.gave_up
+    assert [p.name for p, _, _ in stager.deferred] == ["part-00001.jsonl"] and len(stager.staged) == 1
+    try:
+        result = destination.load(request(files, "r1", staged=stager))
+    finally:
+        stager.close()
+    assert result.rows == 600_010
+    assert destination.query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM t") == [(600_010, 600_010, 0, 600_009)]
