@@ -15,6 +15,7 @@ so a run that loaded no rows, or whose rows a later Truncate and Insert replaced
 
 from __future__ import annotations
 
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
@@ -60,6 +61,7 @@ def _shaping():
 STAGING_TABLE = "_tributary_staging"
 _RANK = "_tributary_rank"
 _REJECTS_PER_INSERT = 500
+_LEDGER_RACE_WAIT_S = 5.0
 
 
 class SqlSession(Protocol):
@@ -290,11 +292,19 @@ class SqlDestination(Destination):
                    ("records", d.native(ColumnType.INTEGER)), ("rejected", d.native(ColumnType.INTEGER)),
                    ("loaded_at", d.timestamp)]
         body = ", ".join(f"{quote(self.ident(n))} {t} NOT NULL" for n, t in columns)
-        try:
-            session.execute(f"CREATE TABLE IF NOT EXISTS {quote(ledger)} ({body})")
-        except Exception:
-            if self.existing_columns(session, ledger) is None:  # not a lost race: a real failure
-                raise
+        deadline = time.monotonic() + _LEDGER_RACE_WAIT_S
+        while True:
+            try:
+                session.execute(f"CREATE TABLE IF NOT EXISTS {quote(ledger)} ({body})")
+                return
+            except Exception:
+                # A lost race can fail while the winner has not yet committed (DuckDB raises a
+                # write-write conflict then): wait for the winner's table before calling it a failure.
+                time.sleep(0.05)
+                if self.existing_columns(session, ledger) is not None:
+                    return
+                if time.monotonic() > deadline:
+                    raise
 
     def _fill(self, session: SqlSession, request: LoadRequest, plan: SchemaPlan, profile: RunProfile,
               rejects: RejectLog, staging: Staging, staged: Any) -> None:

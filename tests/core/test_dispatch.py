@@ -33,7 +33,7 @@ def test_runs_above_the_cap_wait_in_the_queue(dispatcher):
     assert statuses == ["queued", "running", "running"]
     assert dispatcher.running == 2
     finished = [wait_for_run(r.id, timeout_s=60) for r in runs]
-    assert [r.status for r in finished] == ["succeeded"] * 3
+    assert [(r.status, r.error) for r in finished] == [("succeeded", None)] * 3
 
 
 def test_failed_runs_are_retried_with_backoff_each_attempt_its_own_run(dispatcher):

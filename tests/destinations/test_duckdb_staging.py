@@ -248,3 +248,35 @@ def test_the_script_ending_while_a_part_is_being_staged_loses_nothing(tmp_path, 
         stager.close()
     assert result.rows == 600_010
     assert destination.query("SELECT count(*), count(DISTINCT id), min(id), max(id) FROM t") == [(600_010, 600_010, 0, 600_009)]
+
+
+@pytest.mark.parametrize("staged", [True, False], ids=["staged path", "generic load"])
+def test_a_first_load_waits_for_another_load_creating_the_ledger(tmp_path, staged):
+    """Two feeds' first loads into a new warehouse race to create the load ledger. DuckDB fails
+    the loser's CREATE while the winner has not committed; the loser must wait, not fail."""
+    import threading
+    import time
+
+    dest = DuckDBDestination(path=tmp_path / "w.duckdb")
+    files = write_parts(tmp_path, [[{"id": 1}, {"id": 2}]])
+    with dest.connect() as winner:
+        winner.execute("BEGIN")
+        dest._ensure_ledger(winner)  # created, not yet committed
+        outcome = {}
+
+        def load():
+            try:
+                outcome["result"] = dest.load(LoadRequest(table="orders", files=files,
+                                                          load_type="incremental" if staged else "upsert",
+                                                          run_id="run-1", loaded_at=AT, primary_key=["id"]))
+            except Exception as exc:
+                outcome["error"] = exc
+
+        loser = threading.Thread(target=load)
+        loser.start()
+        time.sleep(0.1)
+        winner.execute("COMMIT")
+        loser.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["result"].rows == 2
+    assert dest.query("SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
