@@ -1,17 +1,19 @@
-"""Feed use cases: create, list, get, edit, delete, and export/import as YAML."""
+"""Feed use cases: create, list, get, edit, delete, and export/import as YAML.
+
+YAML, the scheduler and the trigger rules are imported where they are used: a run started
+from the command line reads its feed through here and needs none of them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-import yaml
 from sqlmodel import select
 
-from core import scheduler, watchers
+from core import watchers
 from core.errors import Conflict, NotFound, ValidationError
 from core.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
 from core.settings import get_settings
-from core.triggers import trigger_problems
 from core.validation import (
     LOAD_TYPES,
     dependency_problems,
@@ -84,6 +86,8 @@ def validate_spec(spec: FeedSpec) -> None:
         problems.append(("retry backoff", "must be between 1 second and 1 day"))
     if not 0.0 <= spec.max_rejected_ratio <= 1.0:
         problems.append(("failed row threshold", "must be a share between 0 and 1 (e.g. 0.05 for 5%)"))
+    from core.triggers import trigger_problems
+
     problems += trigger_problems(spec.trigger)
     raise_if(problems)
 
@@ -139,7 +143,7 @@ def create_feed(spec: FeedSpec) -> Feed:
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
         session.flush()
-    scheduler.sync_feed(feed.name)
+    _sync_schedule(feed.name)
     return feed
 
 
@@ -158,7 +162,7 @@ def edit_feed(name: str, /, **changes) -> Feed:
         feed = _get(session, name)
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
-    scheduler.sync_feed(name)
+    _sync_schedule(name)
     return feed
 
 
@@ -168,7 +172,7 @@ def set_paused(name: str, paused: bool) -> Feed:
         feed.paused = paused
         feed.updated_at = utcnow()
         session.add(feed)
-    scheduler.sync_feed(name)
+    _sync_schedule(name)
     return feed
 
 
@@ -220,6 +224,12 @@ def spec_of(feed: Feed) -> FeedSpec:
     )
 
 
+def _sync_schedule(name: str) -> None:
+    from core import scheduler
+
+    scheduler.sync_feed(name)
+
+
 def export_yaml(names: list[str] | None = None) -> str:
     """Feed definitions as YAML. Connections are referred to by name: secrets never leave."""
     feeds = [f for f in list_feeds() if not names or f.name in names]
@@ -227,12 +237,16 @@ def export_yaml(names: list[str] | None = None) -> str:
     if missing:
         raise NotFound(f"feed(s) not found: {', '.join(sorted(missing))}")
     docs = [asdict(spec_of(feed)) for feed in feeds]
+    import yaml
+
     return yaml.safe_dump({"version": 1, "feeds": docs}, sort_keys=False, allow_unicode=True)
 
 
 def import_yaml(text: str, replace: bool = False) -> list[str]:
     """Create (or with replace=True, update) feeds from exported YAML. All or nothing:
     every definition is validated before any is written."""
+    import yaml
+
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

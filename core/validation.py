@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from packaging.requirements import InvalidRequirement, Requirement
 
 from core.errors import ValidationError
 
@@ -57,6 +56,11 @@ def feed_name_problems(name: str) -> list[tuple[str, str]]:
 
 def dependency_problems(dependencies: list[str]) -> list[tuple[str, str]]:
     """Requirement specifiers as pip understands them; pip options are refused (no -i, -e...)."""
+    if not dependencies:
+        return []
+    # Imported here: most feeds have no dependencies, and every command would pay for it.
+    from packaging.requirements import InvalidRequirement, Requirement
+
     problems = []
     for dep in dependencies:
         text = dep.strip()

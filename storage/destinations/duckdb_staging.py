@@ -36,6 +36,9 @@ _FAIL = "error('tributary: a value outside the type of its field')"
 _NULLS_CHECK = "_tributary_nulls"
 SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
 FIELD_SAMPLE_ROWS = 100  # records whose keys name a part's fields; a key first seen later fails the read
+# Parts the load's INSERT reads as JSON at most; the rest are staged. Parsing JSON takes far
+# more memory than reading Parquet: a dozen parts at once outgrew the INSERT's memory limit.
+MAX_DEFERRED = 4
 
 
 class NotNative(Exception):
@@ -171,12 +174,15 @@ def _converted(field: str, kind: ColumnType) -> str:
     fractional = f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
     value = {
         ColumnType.BOOLEAN: f"WHEN {text} = 'true' THEN true WHEN {text} = 'false' THEN false",
-        ColumnType.INTEGER: f"WHEN NOT {fractional} AND TRY_CAST({text} AS BIGINT) IS NOT NULL THEN {text}::BIGINT",
+        # One cast, not a test and a cast: coalesce() only reaches error() when the cast failed.
+        ColumnType.INTEGER: f"WHEN NOT {fractional} THEN coalesce(TRY_CAST({text} AS BIGINT), {_FAIL})",
         # An integer beyond 64 bits is text to the generic load, not a float.
         ColumnType.FLOAT: f"WHEN TRY_CAST({text} AS DOUBLE) IS NOT NULL AND ({fractional} OR TRY_CAST({text} AS BIGINT) "
                           f"IS NOT NULL) THEN {text}::DOUBLE",
-        # Text without escapes is its JSON text unquoted; anything else is decoded by DuckDB.
-        ColumnType.STRING: f"WHEN starts_with({text}, '\"') AND NOT contains({text}, '\\') THEN {text}[2:-2] "
+        # Text without escapes is its JSON text unquoted (substr with length is faster than a
+        # slice; both count characters, so any script is cut right); the rest DuckDB decodes.
+        ColumnType.STRING: f"WHEN starts_with({text}, '\"') AND NOT contains({text}, '\\') "
+                           f"THEN substr({text}, 2, length({text}) - 2) "
                            f"WHEN starts_with({text}, '\"') THEN {col} ->> '$'",
         ColumnType.TIMESTAMP: f"WHEN json_type({col}) = 'VARCHAR' AND regexp_full_match({col} ->> '$', "
                               f"'{_text(TIMESTAMP_PATTERN)}') THEN CAST({col} ->> '$' AS TIMESTAMPTZ)",
@@ -234,13 +240,13 @@ class DuckDBStager(Stager):
         if not part.exists() or part.stat().st_size == 0:
             return
         con = self._connection()
-        if self.finishing and self._defer(con, part):
+        if self.finishing and len(self.deferred) < MAX_DEFERRED and self._defer(con, part):
             return
         try:
             self._stage_part(con, part)
         except duckdb.InterruptException:
             # script_ended() stopped this part half-way: the load's INSERT reads it instead.
-            if not self._defer(con, part):
+            if len(self.deferred) >= MAX_DEFERRED or not self._defer(con, part):
                 self._stage_part(con, part)
 
     def _stage_part(self, con: duckdb.DuckDBPyConnection, part: Path) -> None:

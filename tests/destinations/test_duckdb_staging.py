@@ -36,6 +36,10 @@ CASES = {
     "floats appearing after the type sample": ([[{"v": i} for i in range(20_000)] + [{"v": 0.5}]], True),
     "escapes, quotes and other scripts": ([[{"id": 1, "s": 'say "hi"\n\ttab \\ back'}, {"id": 2, "s": "é ñ 漢字 🙂"},
                                             {"id": 3, "s": "it's"}]], True),
+    "combining marks, emoji sequences and flags": ([[{"id": 1, "s": "e\u0301t\u00e9"}, {"id": 2, "s": "👩‍👩‍👧 🇫🇷"},
+                                                     {"id": 3, "s": ""}, {"id": 4, "s": "x"}]], True),
+    "negative and zero integers, 64-bit bounds": ([[{"id": -1, "v": 0}, {"id": 2, "v": 2**63 - 1},
+                                                    {"id": 3, "v": -2**63}]], True),
     "integers then text": ([[{"id": 1, "v": 1}], [{"id": 2, "v": "text"}]], False),
     "text mixed with numbers in one part": ([[{"id": 1, "v": "a"}, {"id": 2, "v": 5}]], False),
     "booleans mixed with integers": ([[{"id": 1, "v": True}, {"id": 2, "v": 3}]], False),
@@ -218,6 +222,27 @@ def test_parts_taken_after_the_script_ended_are_read_by_the_load_itself(tmp_path
     assert columns(native) == columns(generic)
     assert contents(native) == contents(generic)
     assert result.rows == expected.rows
+
+
+def test_a_long_backlog_at_the_end_is_staged_beyond_the_parts_the_load_reads_as_json(tmp_path, tributary):
+    """When the script ends far ahead of staging, only the first parts left are read by the
+    load as JSON (parsing many at once outgrew its memory); the others are staged."""
+    parts = [[{"id": i, "v": f"part {p}"} for i in range(p * 10, p * 10 + 10)] for p in range(8)]
+    files = write_parts(tmp_path, parts)
+    destination = DuckDBDestination(path=tmp_path / "w.duckdb")
+    stager = destination.stager("incremental", tmp_path / "stage")
+    stager.add(files[0])
+    stager.script_ended()
+    for part in files[1:]:
+        stager.add(part)
+    assert [p.name for p, _, _ in stager.deferred] == [f.name for f in files[1:1 + duckdb_staging.MAX_DEFERRED]]
+    assert len(stager.staged) == len(files) - duckdb_staging.MAX_DEFERRED
+    try:
+        result = destination.load(request(files, "r1", staged=stager))
+    finally:
+        stager.close()
+    assert result.rows == 80
+    assert destination.query("SELECT count(DISTINCT id), min(id), max(id) FROM t") == [(80, 0, 79)]
 
 
 def test_the_script_ending_while_a_part_is_being_staged_loses_nothing(tmp_path, tributary):

@@ -79,6 +79,18 @@ def test_dates_decimals_and_uuids_become_strings(runner_name):
                                "t": "2024-05-01T12:00:00"}]
 
 
+def test_keys_that_are_not_text_become_text_as_json_dumps_writes_them(runner_name):
+    script = (
+        "from lib import outputStream\n"
+        "outputStream.write({'a': 1})\n"
+        "outputStream.write({1: 'one', 'nested': {2.5: True, None: 'x'}})\n"
+        "outputStream.write({'b': 2})\n"
+    )
+    result = test_script(TestRequest(script=script))
+    assert result.ok, result.error
+    assert result.records == [{"a": 1}, {"1": "one", "nested": {"2.5": True, "null": "x"}}, {"b": 2}]
+
+
 def test_connection_secrets_are_masked_in_logs_and_errors(runner_name):
     create_connection("api", "basic", ConnectionInput(username="ann", password="Sup3r-S3cret-Value"))
     script = (
