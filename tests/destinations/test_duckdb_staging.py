@@ -201,17 +201,22 @@ DEFERRED_CASES = {
 }
 
 
+def staged_with_the_script_ending_after_the_first_part(destination, files, tmp_path):
+    stager = destination.stager("incremental", tmp_path / "stage")
+    stager.add(files[0])
+    stager.script_ended()
+    for part in files[1:]:
+        stager.add(part)
+    return stager
+
+
 @pytest.mark.parametrize("parts", DEFERRED_CASES.values(), ids=DEFERRED_CASES.keys())
 def test_parts_taken_after_the_script_ended_are_read_by_the_load_itself(tmp_path, tributary, parts):
     """Once the script has ended, parts are only checked, not staged: the load's INSERT reads
     them. A guess the INSERT finds wrong sends them through the exact staging after all."""
     files = write_parts(tmp_path, parts)
     native = DuckDBDestination(path=tmp_path / "native.duckdb")
-    stager = native.stager("incremental", tmp_path / "stage")
-    stager.add(files[0])
-    stager.script_ended()
-    for part in files[1:]:
-        stager.add(part)
+    stager = staged_with_the_script_ending_after_the_first_part(native, files, tmp_path)
     assert len(stager.staged) + len(stager.deferred) <= len(files)
     try:
         result = native.load(request(files, "r1", staged=stager))
@@ -230,11 +235,7 @@ def test_a_long_backlog_at_the_end_is_staged_beyond_the_parts_the_load_reads_as_
     parts = [[{"id": i, "v": f"part {p}"} for i in range(p * 10, p * 10 + 10)] for p in range(8)]
     files = write_parts(tmp_path, parts)
     destination = DuckDBDestination(path=tmp_path / "w.duckdb")
-    stager = destination.stager("incremental", tmp_path / "stage")
-    stager.add(files[0])
-    stager.script_ended()
-    for part in files[1:]:
-        stager.add(part)
+    stager = staged_with_the_script_ending_after_the_first_part(destination, files, tmp_path)
     assert [p.name for p, _, _ in stager.deferred] == [f.name for f in files[1:1 + duckdb_staging.MAX_DEFERRED]]
     assert len(stager.staged) == len(files) - duckdb_staging.MAX_DEFERRED
     try:
