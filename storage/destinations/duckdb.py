@@ -121,6 +121,7 @@ class DuckDBDestination(SqlDestination):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix="tributary-stage-", dir=self.path.parent))
         stager = duckdb_staging.DuckDBStager(work_dir, self.capabilities.identifiers, threads=os.cpu_count())
+        stager.script_ended()  # the spool is complete: its parts are staged several at a time
         try:
             for part in request.files:
                 stager.add(Path(part))
@@ -134,18 +135,13 @@ class DuckDBDestination(SqlDestination):
                 return self._load_staged(request, staged)
             except duckdb_staging.NotNative:
                 pass  # rolled back
-            if staged.deferred:  # a deferred part's guess was wrong: stage it the exact way, once
-                staged.stage_deferred()
-                try:
-                    return self._load_staged(request, staged)
-                except duckdb_staging.NotNative:
-                    pass
         return super().load(request)  # the generic load takes the run from the start
 
     def _load_staged(self, request: LoadRequest, stager: duckdb_staging.DuckDBStager) -> LoadResult:
+        stager.stage_pending()  # before the warehouse is opened: it is not locked meanwhile
         if stager.gave_up:
             raise duckdb_staging.NotNative(stager.gave_up)
-        if stager.parts != len(request.files) or not (stager.rows or stager.deferred) or not stager.columns():
+        if stager.parts != len(request.files) or not stager.rows or not stager.columns():
             raise duckdb_staging.NotNative("the staged parts are not the whole spool, or it holds no fields")
         table = self.table_name(request.table)
         with self.connect() as session:

@@ -4,8 +4,9 @@ A run's parts reach the stager one by one, while the script is still writing the
 (see core/runs.py). Each part is read by DuckDB with every field as raw JSON, its values typed
 by the same rules as the generic load (column_types.py: the run's set of value types per field,
 joined), converted with a check on every value, and written to a Parquet file in the run's
-staging directory. Nothing touches the warehouse until load() inserts the staged files into the
-table in one transaction, after the script has succeeded.
+staging directory. Parts taken once the script has ended wait for the load, which stages them
+several to a statement so that every core parses one. Nothing touches the warehouse until load()
+inserts the staged files into the table in one transaction, after the script has succeeded.
 
 Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
 run takes the generic load, which can widen columns and reject rows: a field whose values change
@@ -36,9 +37,10 @@ _FAIL = "error('tributary: a value outside the type of its field')"
 _NULLS_CHECK = "_tributary_nulls"
 SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
 FIELD_SAMPLE_ROWS = 100  # records whose keys name a part's fields; a key first seen later fails the read
-# Parts the load's INSERT reads as JSON at most; the rest are staged. Parsing JSON takes far
-# more memory than reading Parquet: a dozen parts at once outgrew the INSERT's memory limit.
-MAX_DEFERRED = 4
+# Parts left when the script ends are staged together, in one statement per this many parts:
+# DuckDB parses a part's JSON on one thread however many it has, but reads the parts of one
+# statement side by side. (A part alone is staged by itself: nothing to run beside it.)
+BATCH_PARTS = 8
 
 
 class NotNative(Exception):
@@ -198,6 +200,28 @@ def _only_nulls(fields: list[str]) -> str:
     return f"CASE WHEN {nulls} THEN NULL::BOOLEAN ELSE {_FAIL} END AS {_NULLS_CHECK}"
 
 
+def _select(source: str, fields: list[str], kinds: dict[str, ColumnType | None]) -> tuple[str, list[str]]:
+    """A part's values, each converted to its type and checked, and the fields it types."""
+    # Fields that held only nulls so far are left out: the insert reads them as NULL, in
+    # whatever type they take later (union_by_name would otherwise make them text).
+    typed = [f for f in fields if kinds[f] is not None]
+    values = [f"{_converted(f, kinds[f])} AS {quote(f)}" for f in typed]
+    nulls = [f for f in fields if kinds[f] is None]
+    if nulls or not values:
+        values.append(_only_nulls(nulls) if nulls else f"NULL AS {_NULLS_CHECK}")
+    return f"SELECT {', '.join(values)} FROM {source}", typed
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, target: Path) -> int:
+    """Write a select's rows to a Parquet file; the rows written (no file on failure)."""
+    try:
+        return con.execute(f"COPY ({select}) TO '{_text(str(target))}' (FORMAT parquet, COMPRESSION snappy)"
+                           ).fetchone()[0]
+    except duckdb.Error:
+        target.unlink(missing_ok=True)
+        raise
+
+
 # Where a field's type may move between parts with the parts already staged still right:
 # a cast at insert time turns them into the final type exactly as the generic load would.
 _FOLLOWABLE = {(None, k) for k in ColumnType} | {(ColumnType.INTEGER, ColumnType.FLOAT)}
@@ -213,9 +237,9 @@ class DuckDBStager(Stager):
         self.kinds: dict[str, ColumnType | None] = {}  # field -> its type in the staged parts
         self.staged: list[Path] = []
         self.present: set[str] = set()  # fields with a value in some staged file
-        # Parts that came once the script had ended, checked but not staged: the load's INSERT
-        # reads them itself, so the run does not wait for their Parquet files.
-        self.deferred: list[tuple[Path, list[str], dict[str, ColumnType | None]]] = []
+        # Parts taken once the script had ended: staged together by stage_pending(), when the
+        # load begins, so that every core works on them.
+        self.pending: list[Path] = []
         self.finishing = False
         self.parts = 0
         self.rows = 0
@@ -225,7 +249,11 @@ class DuckDBStager(Stager):
 
     def add(self, part: Path) -> None:
         self.parts += 1
-        if not self.gave_up:
+        if self.gave_up or not part.exists() or part.stat().st_size == 0:
+            return
+        if self.finishing:
+            self.pending.append(part)
+        else:
             self._take(part)
 
     def _take(self, part: Path) -> None:
@@ -237,17 +265,11 @@ class DuckDBStager(Stager):
             self._give_up(f"DuckDB could not read {part.name}: {str(exc).splitlines()[0]}")
 
     def _add(self, part: Path) -> None:
-        if not part.exists() or part.stat().st_size == 0:
-            return
-        con = self._connection()
-        if self.finishing and len(self.deferred) < MAX_DEFERRED and self._defer(con, part):
-            return
         try:
-            self._stage_part(con, part)
+            self._stage_part(self._connection(), part)
         except duckdb.InterruptException:
-            # script_ended() stopped this part half-way: the load's INSERT reads it instead.
-            if len(self.deferred) >= MAX_DEFERRED or not self._defer(con, part):
-                self._stage_part(con, part)
+            # script_ended() stopped this part half-way: it is staged with the parts left.
+            self.pending.append(part)
 
     def _stage_part(self, con: duckdb.DuckDBPyConnection, part: Path) -> None:
         target = self.work_dir / f"{part.stem}.parquet"
@@ -269,27 +291,43 @@ class DuckDBStager(Stager):
         self.staged.append(target)
         self.rows += rows
 
-    def _defer(self, con: duckdb.DuckDBPyConnection, part: Path) -> bool:
-        """Check a part's fields and guess its types as staging would, without staging it."""
-        try:
-            fields = self._sampled_fields(con, _sampled_source(part))
-            unknown = [f for f in fields if self.kinds.get(f) is None]
-            found = {f: set() for f in fields} | classify(con, _sampled_source(part), unknown, SAMPLE_ROWS)
-            kinds = self._joined(found)
-        except (duckdb.InvalidInputException, duckdb.ConversionException):
-            return False  # staged the exact way instead
-        for f, part_kinds in found.items():
-            self.seen.setdefault(f, set()).update(part_kinds)
-        self.kinds.update(kinds)
-        self.deferred.append((part, fields, kinds))
-        return True
+    def stage_pending(self) -> None:
+        """Stage the parts taken since the script ended, several per statement. Should a
+        statement fail, its parts are staged one by one, the exact way where needed."""
+        while self.pending and not self.gave_up:
+            batch, self.pending = self.pending[:BATCH_PARTS], self.pending[BATCH_PARTS:]
+            if len(batch) == 1 or not self._stage_batch(batch):
+                for part in batch:
+                    self._take(part)
 
-    def stage_deferred(self) -> None:
-        """Stage the deferred parts after all (their INSERT found a value its guess did not allow)."""
-        deferred, self.deferred, self.finishing = self.deferred, [], False
-        for part, _, _ in deferred:
-            if not self.gave_up:
-                self._take(part)
+    def _stage_batch(self, parts: list[Path]) -> bool:
+        """The fast way for several parts in one statement (a Parquet file); False, with
+        nothing changed, when any of them needs more."""
+        con = self._connection()
+        before = ({f: set(k) for f, k in self.seen.items()}, dict(self.kinds))
+        target = self.work_dir / f"{parts[0].stem}-{len(parts)}.parquet"
+        try:
+            selects, typed = [], set()
+            for part in parts:
+                source = _sampled_source(part)
+                fields = self._sampled_fields(con, source)
+                unknown = [f for f in fields if self.kinds.get(f) is None]
+                found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+                kinds = self._joined(found)
+                for f, part_kinds in found.items():
+                    self.seen.setdefault(f, set()).update(part_kinds)
+                self.kinds.update(kinds)
+                select, part_typed = _select(source, fields, kinds)
+                selects.append(select)
+                typed.update(part_typed)
+            rows = _copy(con, " UNION ALL BY NAME ".join(f"({select})" for select in selects), target)
+        except (duckdb.Error, NotNative):
+            self.seen, self.kinds = before
+            return False
+        self.present.update(typed)
+        self.staged.append(target)
+        self.rows += rows
+        return True
 
     def _sampled_fields(self, con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
         columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -332,21 +370,8 @@ class DuckDBStager(Stager):
 
     def _stage(self, con: duckdb.DuckDBPyConnection, source: str, fields: list[str],
                kinds: dict[str, ColumnType | None], target: Path) -> int:
-        # Fields that held only nulls so far are left out: the insert reads them as NULL, in
-        # whatever type they take later (union_by_name would otherwise make them text).
-        typed = [f for f in fields if kinds[f] is not None]
-        values = [f"{_converted(f, kinds[f])} AS {quote(f)}" for f in typed]
-        nulls = [f for f in fields if kinds[f] is None]
-        if nulls or not values:
-            values.append(_only_nulls(nulls) if nulls else f"NULL AS {_NULLS_CHECK}")
-        try:
-            rows = con.execute(
-                f"COPY (SELECT {', '.join(values)} FROM {source}) TO '{_text(str(target))}' "
-                f"(FORMAT parquet, COMPRESSION snappy)"
-            ).fetchone()[0]
-        except duckdb.Error:
-            target.unlink(missing_ok=True)
-            raise
+        select, typed = _select(source, fields, kinds)
+        rows = _copy(con, select, target)
         self.present.update(typed)
         return rows
 
@@ -367,7 +392,7 @@ class DuckDBStager(Stager):
 
     def script_ended(self) -> None:
         """Runs while add() may be working on another thread, so it only raises a flag and
-        interrupts the part in hand (the load's INSERT then reads it itself)."""
+        interrupts the part in hand (staged again with the parts left, on every core)."""
         self.finishing = True
         con = self._con  # read once: the other thread may close it meanwhile
         if con is not None:
@@ -397,27 +422,17 @@ class DuckDBStager(Stager):
 
     def insert(self, con: duckdb.DuckDBPyConnection, table: str, targets: dict[str, ColumnType], native,
                request: LoadRequest) -> int:
-        """INSERT the staged parts (and the deferred ones, converted and checked here) into the
-        table, inside the caller's transaction; the rows inserted."""
+        """INSERT the staged parts into the table, inside the caller's transaction; the rows
+        inserted."""
         self._release()  # the stager's memory goes back before the warehouse's load starts
-        selects = []
-        if self.staged:
-            values = ", ".join(f"CAST({quote(f) if f in self.present else 'NULL'} AS {native(kind)})"
-                               for f, kind in targets.items())
-            selects.append(f"SELECT {values} FROM read_parquet({_files(self.staged)}, union_by_name = true)")
-        for part, fields, kinds in self.deferred:
-            values = [f"CAST({_converted(f, kinds[f]) if kinds.get(f) else 'NULL'} AS {native(kind)})"
-                      for f, kind in targets.items()]
-            if nulls := [f for f in fields if kinds[f] is None]:
-                only_nulls = " AND ".join(f"{quote(f)} IS NULL" for f in nulls)
-                values[0] = f"CASE WHEN {only_nulls} THEN {values[0]} ELSE {_FAIL} END"
-            selects.append(f"SELECT {', '.join(values)} FROM {_sampled_source(part)}")
-        if not selects:
+        if not self.staged:
             return 0
         names = ", ".join(quote(f) for f in targets)
+        values = ", ".join(f"CAST({quote(f) if f in self.present else 'NULL'} AS {native(kind)})"
+                           for f, kind in targets.items())
         return con.execute(
             f"INSERT INTO {quote(table)} ({names}, {quote(RUN_ID_COLUMN)}, {quote(LOADED_AT_COLUMN)}) "
-            f"SELECT *, ?, ? FROM ({' UNION ALL '.join(selects)})",
+            f"SELECT {values}, ?, ? FROM read_parquet({_files(self.staged)}, union_by_name = true)",
             [request.run_id, request.loaded_at],
         ).fetchone()[0]
 

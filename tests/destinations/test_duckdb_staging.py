@@ -193,11 +193,15 @@ def test_a_failed_staged_load_leaves_the_table_as_it_was(tmp_path, staged_insert
     assert not destination.has_run("t", "r2")
 
 
-DEFERRED_CASES = {
+AFTER_THE_SCRIPT_CASES = {
     "same shape": [[{"id": i, "v": "x"} for i in range(10)], [{"id": i, "v": "y"} for i in range(10, 20)]],
     "a float after the type sample": [[{"id": 1, "v": 1}], [{"id": i, "v": i} for i in range(20_000)] + [{"id": -1, "v": 0.5}]],
     "a key after the field sample": [[{"id": 1}], [{"id": i} for i in range(200)] + [{"id": -1, "late": "x"}]],
     "text where integers were": [[{"id": 1, "v": 1}], [{"id": 2, "v": "text"}]],
+    "a field only in the last part": [[{"id": 1}], [{"id": 2}], [{"id": 3, "extra": True}]],
+    "nulls, then text, in parts staged together": [[{"id": 1}], [{"id": 2, "v": None}], [{"id": 3, "v": "late"}]],
+    "integers, then floats, in parts staged together": [[{"id": 1}], [{"id": 2, "v": 1}], [{"id": 3, "v": 0.5}]],
+    "text, then integers, in parts staged together": [[{"id": 1}], [{"id": 2, "v": "a"}], [{"id": 3, "v": 7}]],
 }
 
 
@@ -210,14 +214,14 @@ def staged_with_the_script_ending_after_the_first_part(destination, files, tmp_p
     return stager
 
 
-@pytest.mark.parametrize("parts", DEFERRED_CASES.values(), ids=DEFERRED_CASES.keys())
-def test_parts_taken_after_the_script_ended_are_read_by_the_load_itself(tmp_path, tributary, parts):
-    """Once the script has ended, parts are only checked, not staged: the load's INSERT reads
-    them. A guess the INSERT finds wrong sends them through the exact staging after all."""
+@pytest.mark.parametrize("parts", AFTER_THE_SCRIPT_CASES.values(), ids=AFTER_THE_SCRIPT_CASES.keys())
+def test_parts_taken_after_the_script_ended_are_staged_together_by_the_load(tmp_path, tributary, parts):
+    """Once the script has ended, parts wait for the load, which stages them several per
+    statement; a statement that fails gives way to staging them one by one."""
     files = write_parts(tmp_path, parts)
     native = DuckDBDestination(path=tmp_path / "native.duckdb")
     stager = staged_with_the_script_ending_after_the_first_part(native, files, tmp_path)
-    assert len(stager.staged) + len(stager.deferred) <= len(files)
+    assert stager.pending == files[1:] and len(stager.staged) == 1
     try:
         result = native.load(request(files, "r1", staged=stager))
     finally:
@@ -229,26 +233,28 @@ def test_parts_taken_after_the_script_ended_are_read_by_the_load_itself(tmp_path
     assert result.rows == expected.rows
 
 
-def test_a_long_backlog_at_the_end_is_staged_beyond_the_parts_the_load_reads_as_json(tmp_path, tributary):
-    """When the script ends far ahead of staging, only the first parts left are read by the
-    load as JSON (parsing many at once outgrew its memory); the others are staged."""
-    parts = [[{"id": i, "v": f"part {p}"} for i in range(p * 10, p * 10 + 10)] for p in range(8)]
+def test_a_long_backlog_at_the_end_is_staged_in_batches(tmp_path, tributary):
+    """When the script ends far ahead of staging, the parts left are staged BATCH_PARTS to a
+    statement (and file), the last one alone."""
+    count = duckdb_staging.BATCH_PARTS + 2
+    parts = [[{"id": i, "v": f"part {p}"} for i in range(p * 10, p * 10 + 10)] for p in range(count)]
     files = write_parts(tmp_path, parts)
     destination = DuckDBDestination(path=tmp_path / "w.duckdb")
     stager = staged_with_the_script_ending_after_the_first_part(destination, files, tmp_path)
-    assert [p.name for p, _, _ in stager.deferred] == [f.name for f in files[1:1 + duckdb_staging.MAX_DEFERRED]]
-    assert len(stager.staged) == len(files) - duckdb_staging.MAX_DEFERRED
     try:
         result = destination.load(request(files, "r1", staged=stager))
+        assert [p.name for p in stager.staged] == [
+            "part-00000.parquet", f"part-00001-{duckdb_staging.BATCH_PARTS}.parquet",
+            f"part-{count - 1:05d}.parquet"]
     finally:
         stager.close()
-    assert result.rows == 80
-    assert destination.query("SELECT count(DISTINCT id), min(id), max(id) FROM t") == [(80, 0, 79)]
+    assert result.rows == count * 10
+    assert destination.query("SELECT count(DISTINCT id), min(id), max(id) FROM t") == [(count * 10, 0, count * 10 - 1)]
 
 
 def test_the_script_ending_while_a_part_is_being_staged_loses_nothing(tmp_path, tributary):
     """script_ended() comes from another thread and interrupts the part in hand (a large one
-    here, so that the interruption lands), which the load then reads itself."""
+    here, so that the interruption lands), which the load then stages with the parts left."""
     import threading
     import time
 
@@ -267,7 +273,7 @@ def test_the_script_ending_while_a_part_is_being_staged_loses_nothing(tmp_path, 
     stager.script_ended()
     worker.join()
     assert not stager.gave_up
-    assert [p.name for p, _, _ in stager.deferred] == ["part-00001.jsonl"] and len(stager.staged) == 1
+    assert stager.pending == [files[1]] and len(stager.staged) == 1
     try:
         result = destination.load(request(files, "r1", staged=stager))
     finally:
