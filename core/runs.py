@@ -360,7 +360,7 @@ class _Staging:
         """After the script succeeded: the remaining parts, then every part in order."""
         self._done.set()
         for stager in list(self.stagers.values()):
-            stager.script_ended()  # stops the part in hand, if any
+            stager.script_ended()  # the parts left may use every core
         self._stop()
         if self._error is not None:
             raise self._error

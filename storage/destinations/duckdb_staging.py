@@ -4,9 +4,8 @@ A run's parts reach the stager one by one, while the script is still writing the
 (see core/runs.py). Each part is read by DuckDB with every field as raw JSON, its values typed
 by the same rules as the generic load (column_types.py: the run's set of value types per field,
 joined), converted with a check on every value, and written to a Parquet file in the run's
-staging directory. Parts taken once the script has ended wait for the load, which stages them
-several to a statement so that every core parses one. Nothing touches the warehouse until load()
-inserts the staged files into the table in one transaction, after the script has succeeded.
+staging directory. Nothing touches the warehouse until load() inserts the staged files into the
+table in one transaction, after the script has succeeded.
 
 Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
 run takes the generic load, which can widen columns and reject rows: a field whose values change
@@ -37,10 +36,6 @@ _FAIL = "error('tributary: a value outside the type of its field')"
 _NULLS_CHECK = "_tributary_nulls"
 SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
 FIELD_SAMPLE_ROWS = 100  # records whose keys name a part's fields; a key first seen later fails the read
-# Parts left when the script ends are staged together, in one statement per this many parts:
-# DuckDB parses a part's JSON on one thread however many it has, but reads the parts of one
-# statement side by side. (A part alone is staged by itself: nothing to run beside it.)
-BATCH_PARTS = 8
 
 
 class NotNative(Exception):
@@ -237,39 +232,28 @@ class DuckDBStager(Stager):
         self.kinds: dict[str, ColumnType | None] = {}  # field -> its type in the staged parts
         self.staged: list[Path] = []
         self.present: set[str] = set()  # fields with a value in some staged file
-        # Parts taken once the script had ended: staged together by stage_pending(), when the
-        # load begins, so that every core works on them.
-        self.pending: list[Path] = []
         self.finishing = False
         self.parts = 0
         self.rows = 0
         self._con: duckdb.DuckDBPyConnection | None = None
+        # Opened now: a stager is made while the sandbox starts, so the first part does not
+        # wait for the connection and DuckDB's JSON functions.
+        self._connection().execute("SELECT json_valid('{}')").fetchone()
 
     # -------------------------------------------------------------- taking parts
 
     def add(self, part: Path) -> None:
         self.parts += 1
-        if self.gave_up or not part.exists() or part.stat().st_size == 0:
-            return
-        if self.finishing:
-            self.pending.append(part)
-        else:
+        if not self.gave_up and part.exists() and part.stat().st_size:
             self._take(part)
 
     def _take(self, part: Path) -> None:
         try:
-            self._add(part)
+            self._stage_part(self._connection(), part)
         except NotNative as exc:
             self._give_up(str(exc))
         except duckdb.Error as exc:  # a record DuckDB cannot read: the generic load explains it per record
             self._give_up(f"DuckDB could not read {part.name}: {str(exc).splitlines()[0]}")
-
-    def _add(self, part: Path) -> None:
-        try:
-            self._stage_part(self._connection(), part)
-        except duckdb.InterruptException:
-            # script_ended() stopped this part half-way: it is staged with the parts left.
-            self.pending.append(part)
 
     def _stage_part(self, con: duckdb.DuckDBPyConnection, part: Path) -> None:
         target = self.work_dir / f"{part.stem}.parquet"
@@ -290,44 +274,6 @@ class DuckDBStager(Stager):
         self.kinds.update(self._joined(found))
         self.staged.append(target)
         self.rows += rows
-
-    def stage_pending(self) -> None:
-        """Stage the parts taken since the script ended, several per statement. Should a
-        statement fail, its parts are staged one by one, the exact way where needed."""
-        while self.pending and not self.gave_up:
-            batch, self.pending = self.pending[:BATCH_PARTS], self.pending[BATCH_PARTS:]
-            if len(batch) == 1 or not self._stage_batch(batch):
-                for part in batch:
-                    self._take(part)
-
-    def _stage_batch(self, parts: list[Path]) -> bool:
-        """The fast way for several parts in one statement (a Parquet file); False, with
-        nothing changed, when any of them needs more."""
-        con = self._connection()
-        before = ({f: set(k) for f, k in self.seen.items()}, dict(self.kinds))
-        target = self.work_dir / f"{parts[0].stem}-{len(parts)}.parquet"
-        try:
-            selects, typed = [], set()
-            for part in parts:
-                source = _sampled_source(part)
-                fields = self._sampled_fields(con, source)
-                unknown = [f for f in fields if self.kinds.get(f) is None]
-                found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
-                kinds = self._joined(found)
-                for f, part_kinds in found.items():
-                    self.seen.setdefault(f, set()).update(part_kinds)
-                self.kinds.update(kinds)
-                select, part_typed = _select(source, fields, kinds)
-                selects.append(select)
-                typed.update(part_typed)
-            rows = _copy(con, " UNION ALL BY NAME ".join(f"({select})" for select in selects), target)
-        except (duckdb.Error, NotNative):
-            self.seen, self.kinds = before
-            return False
-        self.present.update(typed)
-        self.staged.append(target)
-        self.rows += rows
-        return True
 
     def _sampled_fields(self, con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
         columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -391,15 +337,10 @@ class DuckDBStager(Stager):
         return self._con
 
     def script_ended(self) -> None:
-        """Runs while add() may be working on another thread, so it only raises a flag and
-        interrupts the part in hand (staged again with the parts left, on every core)."""
+        """Runs while add() may be working on another thread: only a flag, read when the next
+        part begins. (The part in hand goes on: stopping it would waste what it has done, and
+        DuckDB parses a part's JSON on one thread however many it has.)"""
         self.finishing = True
-        con = self._con  # read once: the other thread may close it meanwhile
-        if con is not None:
-            try:
-                con.interrupt()
-            except duckdb.Error:
-                pass  # closed since: nothing in hand to stop
 
     def _give_up(self, reason: str) -> None:
         self.gave_up = reason
