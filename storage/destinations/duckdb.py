@@ -121,6 +121,7 @@ class DuckDBDestination(SqlDestination):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         work_dir = Path(tempfile.mkdtemp(prefix="tributary-stage-", dir=self.path.parent))
         stager = duckdb_staging.DuckDBStager(work_dir, self.capabilities.identifiers, threads=os.cpu_count())
+        stager.script_ended()  # the spool is complete: its parts are written side by side
         try:
             for part in request.files:
                 stager.add(Path(part))
@@ -137,6 +138,7 @@ class DuckDBDestination(SqlDestination):
         return super().load(request)  # the generic load takes the run from the start
 
     def _load_staged(self, request: LoadRequest, stager: duckdb_staging.DuckDBStager) -> LoadResult:
+        stager.wait()  # for parts still being written: before the warehouse is opened, not after
         if stager.gave_up:
             raise duckdb_staging.NotNative(stager.gave_up)
         if stager.parts != len(request.files) or not stager.rows or not stager.columns():

@@ -4,8 +4,10 @@ A run's parts reach the stager one by one, while the script is still writing the
 (see core/runs.py). Each part is read by DuckDB with every field as raw JSON, its values typed
 by the same rules as the generic load (column_types.py: the run's set of value types per field,
 joined), converted with a check on every value, and written to a Parquet file in the run's
-staging directory. Nothing touches the warehouse until load() inserts the staged files into the
-table in one transaction, after the script has succeeded.
+staging directory. Once the script has ended, the parts left are typed in order but written
+side by side, one per core (DuckDB parses a part's JSON on one thread), and load() waits for
+them. Nothing touches the warehouse until load() inserts the staged files into the table in one
+transaction, after the script has succeeded.
 
 Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
 run takes the generic load, which can widen columns and reject rows: a field whose values change
@@ -17,7 +19,9 @@ mixed with other scalars, field names the destination must rename, records DuckD
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -236,6 +240,9 @@ class DuckDBStager(Stager):
         self.parts = 0
         self.rows = 0
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._pool: ThreadPoolExecutor | None = None  # writes parts side by side once the script ended
+        self._writing: list[tuple[Path, Future, list[str], Path]] = []  # part, its write, typed fields, file
+        self._cursors: queue.SimpleQueue = queue.SimpleQueue()  # connections for the writers, one each
         # Opened now: a stager is made while the sandbox starts, so the first part does not
         # wait for the connection and DuckDB's JSON functions.
         self._connection().execute("SELECT json_valid('{}')").fetchone()
@@ -244,7 +251,11 @@ class DuckDBStager(Stager):
 
     def add(self, part: Path) -> None:
         self.parts += 1
-        if not self.gave_up and part.exists() and part.stat().st_size:
+        if self.gave_up or not part.exists() or not part.stat().st_size:
+            return
+        if self.finishing:
+            self._take_side_by_side(part)
+        else:
             self._take(part)
 
     def _take(self, part: Path) -> None:
@@ -269,11 +280,77 @@ class DuckDBStager(Stager):
             source = _raw_source(part, fields)
             found = classify(con, source, fields)
             rows = self._stage(con, source, fields, self._joined(found), target)
-        for f, kinds in found.items():
-            self.seen.setdefault(f, set()).update(kinds)
-        self.kinds.update(self._joined(found))
+        self._follow(found)
         self.staged.append(target)
         self.rows += rows
+
+    def _follow(self, found: dict[str, set[ColumnType]]) -> dict[str, ColumnType | None]:
+        """Take a part's value types into the run's; each field's type for that part."""
+        kinds = self._joined(found)
+        for f, part_kinds in found.items():
+            self.seen.setdefault(f, set()).update(part_kinds)
+        self.kinds.update(kinds)
+        return kinds
+
+    # ------------------------------------------ once the script has ended: side by side
+
+    def _take_side_by_side(self, part: Path) -> None:
+        """Type the part here, in order, as _stage_guessed does, and hand its writing to a
+        thread of its own. A part the guess does not fit is staged here, the usual way."""
+        con = self._connection()
+        try:
+            source, fields, found = self._guess(con, part)
+            select, typed = _select(source, fields, self._follow(found))
+        except NotNative as exc:
+            self._give_up(str(exc))
+            return
+        except duckdb.Error:
+            # The guess does not fit (the usual way copes), or the parts being written hold
+            # the memory: let them finish first.
+            self.wait()
+            self._take(part)
+            return
+        if self._pool is None:
+            writers = os.cpu_count() or 1
+            for _ in range(writers):  # made here: the planning connection is not shared meanwhile
+                cursor = con.cursor()
+                cursor.execute("SET TimeZone = 'UTC'")
+                self._cursors.put(cursor)
+            self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="stager")
+        target = self.work_dir / f"{part.stem}.parquet"
+        self._writing.append((part, self._pool.submit(self._write, select, target), typed, target))
+
+    def _write(self, select: str, target: Path) -> int:
+        cursor = self._cursors.get()
+        try:
+            return _copy(cursor, select, target)
+        finally:
+            self._cursors.put(cursor)
+
+    def wait(self) -> None:
+        """Wait for the parts being written side by side. One whose write failed (a value
+        outside its guessed type, a key after the sample) is staged again the usual way."""
+        writing, self._writing, failed = self._writing, [], []
+        for part, write, typed, target in writing:
+            try:
+                rows = write.result()
+            except duckdb.Error:
+                failed.append(part)
+                continue
+            self.present.update(typed)
+            self.staged.append(target)
+            self.rows += rows
+        self._stop_writers()
+        for part in failed:  # one at a time, once the others have let go of their memory
+            if not self.gave_up:
+                self._take(part)
+
+    def _stop_writers(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        while not self._cursors.empty():
+            self._cursors.get().close()
 
     def _sampled_fields(self, con: duckdb.DuckDBPyConnection, source: str) -> list[str]:
         columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -286,11 +363,16 @@ class DuckDBStager(Stager):
         self._check_names(fields)
         return fields
 
-    def _stage_guessed(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
+    def _guess(self, con: duckdb.DuckDBPyConnection, part: Path):
+        """The part's source, its fields (of its first records) and the value types of the new
+        ones (from a sample)."""
         source = _sampled_source(part)
         fields = self._sampled_fields(con, source)
         unknown = [f for f in fields if self.kinds.get(f) is None]  # new, or only nulls so far
-        found = {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+        return source, fields, {f: set() for f in fields} | classify(con, source, unknown, SAMPLE_ROWS)
+
+    def _stage_guessed(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
+        source, fields, found = self._guess(con, part)
         return fields, found, self._stage(con, source, fields, self._joined(found), target)
 
     def _check_names(self, fields: list[str]) -> None:
@@ -344,9 +426,11 @@ class DuckDBStager(Stager):
 
     def _give_up(self, reason: str) -> None:
         self.gave_up = reason
+        self._writing = []  # the generic load takes the run: what is being written no longer counts
         self._release()
 
     def _release(self) -> None:
+        self._stop_writers()  # their connections come from this one
         if self._con is not None:
             self._con.close()
             self._con = None

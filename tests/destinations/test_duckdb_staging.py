@@ -203,6 +203,8 @@ AFTER_THE_SCRIPT_CASES = {
     "nulls, then text": [[{"id": 1}], [{"id": 2, "v": None}], [{"id": 3, "v": "late"}]],
     "integers, then floats": [[{"id": 1}], [{"id": 2, "v": 1}], [{"id": 3, "v": 0.5}]],
     "text, then integers": [[{"id": 1}], [{"id": 2, "v": "a"}], [{"id": 3, "v": 7}]],
+    "text while an integer part is being written": [[{"id": 1}]] + [[{"id": i, "v": i}] for i in range(2, 6)]
+                                                   + [[{"id": 6, "v": "text"}]],
 }
 
 
