@@ -105,7 +105,10 @@ def _median_phases(runs: list[dict]) -> dict:
 
 def measure(n: int, repeat: int) -> dict:
     """Median wall time and peak RSS of `repeat` runs of N records, with every run's figures."""
-    runs = [one_run(n) for _ in range(repeat)]
+    return summarize(n, [one_run(n) for _ in range(repeat)])
+
+
+def summarize(n: int, runs: list[dict]) -> dict:
     wall = statistics.median(r["wall_s"] for r in runs)
     return {
         "records": n,

@@ -73,7 +73,11 @@ def one_run(encoder: str, n: int, python: str) -> dict:
 
 def measure(n: int, repeat: int, python: str = sys.executable, encoder: str | None = None) -> dict:
     encoder, version = (encoder, None) if encoder else fastest_encoder(python)
-    runs = [one_run(encoder, n, python) for _ in range(repeat)]
+    return summarize(n, [one_run(encoder, n, python) for _ in range(repeat)], encoder, version)
+
+
+def summarize(n: int, runs: list[dict], encoder: str, version: str | None) -> dict:
+    """The median of runs of N records, with every run's figures."""
     wall = statistics.median(r["wall_s"] for r in runs)
     return {
         "records": n,

@@ -180,9 +180,13 @@ def evaluate_targets(results: dict) -> list[dict]:
         targets.append(_target(f"1M records: >= {SPEEDUP_OVER_DLT:g}x dlt's fastest setting", "", "", None))
     if ours and floor:
         multiple = ours["wall_s"] / floor["wall_s"]
+        measured = f"{multiple:.2f}x ({ours['wall_s']:.2f} s vs {floor['wall_s']:.2f} s)"
+        if pairs := ours.get("floor_ratio_by_pair"):
+            # Judged on the medians, as every other target; the runs side by side show the spread.
+            measured += f"; run by run, in alternation: {' '.join(f'{r:.2f}' for r in pairs)}x"
         targets.append(_target(
             f"1M records: within {WITHIN_FLOOR:g}x the floor's time", f"<= {WITHIN_FLOOR:g}x",
-            f"{multiple:.2f}x ({ours['wall_s']:.2f} s vs {floor['wall_s']:.2f} s)", multiple <= WITHIN_FLOOR,
+            measured, multiple <= WITHIN_FLOOR,
             f"needs {multiple / WITHIN_FLOOR:.1f}x faster: wall <= {WITHIN_FLOOR * floor['wall_s']:.2f} s"))
     else:
         targets.append(_target(f"1M records: within {WITHIN_FLOOR:g}x the floor", "", "", None))

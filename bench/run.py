@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -27,11 +28,14 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import bench_engine  # noqa: E402
+import bench_floor  # noqa: E402
 import report  # noqa: E402
 
 SIZES = [report.SMALL, report.LARGE]
 SECTIONS = ("floor", "tributary", "dlt", "latency")
 LATENCY_RUNS = 20
+TRIBUTARY_TITLE = "Tributary: `python -m core.cli run` of a Peak-style feed (sandbox, spool, DuckDB load, state commit)"
 
 
 def ensure_requirements() -> None:
@@ -79,25 +83,50 @@ def _line(title: str, fig: dict) -> str:
             f"peak RSS {fig['peak_rss_mb']:8.1f} MB   (runs: {runs} s)")
 
 
-def run_floor(results: dict, repeat: int, sizes: list[int]) -> None:
-    import bench_floor
+def _print_floor(fig: dict) -> None:
+    print(_line(f"floor ({fig['encoder']} {fig['encoder_version']})", fig), flush=True)
 
+
+def _print_tributary(fig: dict) -> None:
+    print(_line("tributary", fig), flush=True)
+    print(f"  {'':<30} median phases: {bench_engine.format_phases(fig['phases'])}", flush=True)
+    print("\n".join(f"  {'':<32}{line.strip()}" for line in fig["processes"]), flush=True)
+
+
+def run_floor(results: dict, repeat: int, sizes: list[int]) -> None:
     print("\nThe floor: build the same records and write them as JSON lines, nothing else", flush=True)
     for n in sizes:
         fig = results["throughput"].setdefault("floor", {})[str(n)] = bench_floor.measure(n, repeat)
-        print(_line(f"floor ({fig['encoder']} {fig['encoder_version']})", fig), flush=True)
+        _print_floor(fig)
 
 
 def run_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
-    import bench_engine
-
-    print("\nTributary: `python -m core.cli run` of a Peak-style feed (sandbox, spool, DuckDB load, state commit)",
-          flush=True)
+    print(f"\n{TRIBUTARY_TITLE}", flush=True)
     for n in sizes:
         fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.measure(n, repeat)
-        print(_line("tributary", fig), flush=True)
-        print(f"  {'':<30} median phases: {bench_engine.format_phases(fig['phases'])}", flush=True)
-        print("\n".join(f"  {'':<32}{line.strip()}" for line in fig["processes"]), flush=True)
+        _print_tributary(fig)
+
+
+def run_floor_and_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
+    """The floor and Tributary in alternation (floor, Tributary, floor, ...), so that both see
+    the machine at the same moments: on a shared machine the speed drifts by a third over
+    minutes, and two blocks of runs minutes apart would put that drift into the ratio."""
+    encoder, version = bench_floor.fastest_encoder()
+    print(f"\nThe floor: build the same records and write them as JSON lines, nothing else; and\n{TRIBUTARY_TITLE}\n"
+          f"(runs taken in alternation: floor, Tributary, floor, ...)", flush=True)
+    for n in sizes:
+        floors, ours = [], []
+        for _ in range(repeat):
+            floors.append(bench_floor.one_run(encoder, n, sys.executable))
+            ours.append(bench_engine.one_run(n))
+        floor = results["throughput"].setdefault("floor", {})[str(n)] = bench_floor.summarize(n, floors, encoder, version)
+        fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.summarize(n, ours)
+        fig["floor_ratio_by_pair"] = [round(t["wall_s"] / f["wall_s"], 2) for f, t in zip(floors, ours)]
+        _print_floor(floor)
+        _print_tributary(fig)
+        ratios = fig["floor_ratio_by_pair"]
+        print(f"  {'':<30} Tributary / floor, run by run: {' '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {statistics.median(ratios):.2f}x)", flush=True)
 
 
 def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: bool) -> None:
@@ -196,9 +225,11 @@ def main() -> None:
         print(f"note: load average {load[0]} at start: other processes are using the CPUs, so every figure here "
               "is slower than on an idle machine (the ratios suffer less)")
 
-    if "floor" in sections:
+    if {"floor", "tributary"} <= sections:
+        run_floor_and_tributary(results, args.repeat, args.sizes)
+    elif "floor" in sections:
         run_floor(results, args.repeat, args.sizes)
-    if "tributary" in sections:
+    elif "tributary" in sections:
         run_tributary(results, args.repeat, args.sizes)
     if "dlt" in sections:
         run_dlt(results, args.repeat, args.sizes, args.quick, args.full)
