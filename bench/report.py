@@ -282,7 +282,8 @@ def _latency(results: dict) -> list[str]:
         if isinstance(fig, dict) and "median_s" in fig:
             lines.append(f"| {runner} | {fig['median_s'] * 1000:.0f} ms | {fig['p95_s'] * 1000:.0f} ms |")
         elif isinstance(fig, dict):
-            lines.append(f"| {runner} | not measured: {fig.get('error', '')} | |")
+            # The reason's first clause: the JSON keeps the whole message (the driver's too).
+            lines.append(f"| {runner} | not measured: {fig.get('error', '').split(': ')[0]} | |")
     return lines
 
 
