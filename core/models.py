@@ -146,6 +146,7 @@ class Delivery(SQLModel, table=True):
     event: str = Field(max_length=32)
     status: str = Field(default="pending", max_length=16)  # pending | delivered | failed
     attempts: int = 0
+    worker: Optional[str] = Field(default=None, max_length=128)  # host:pid sending it
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

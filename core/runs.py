@@ -10,9 +10,7 @@ the destinations as they were.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -31,6 +29,7 @@ from core.models import ActiveRun, Feed, FeedState, Run, utcnow
 from core.settings import Settings, get_settings
 from core.state import current_state_in
 from core.validation import dependency_problems, raise_if
+from core.workers import died, worker_id
 from runners import get_runner
 from runners.base import ScriptJob, ScriptOutcome
 from runners.parts import PartCollector
@@ -48,10 +47,6 @@ _handles_lock = threading.Lock()
 
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 # ---------------------------------------------------------------- test mode
@@ -492,14 +487,10 @@ def _finished(run_id: str) -> Run:
 def recover_interrupted_runs() -> list[str]:
     """Runs left active by a process of this host that no longer exists are marked failed,
     freeing their feeds. Called at start-up."""
-    host = socket.gethostname()
     recovered = []
     with session_scope() as session:
         for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all():
-            if not run.worker:
-                continue
-            run_host, _, pid = run.worker.rpartition(":")
-            if run_host != host or _pid_alive(int(pid)):
+            if not died(run.worker):
                 continue
             _finish(session, run, "failed", "interrupted: the process running it stopped")
             recovered.append(run.id)
@@ -514,16 +505,6 @@ def remove_work_dirs(run_id: str) -> None:
     if work_root.exists():
         for path in work_root.glob(f"{run_id}*"):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---------------------------------------------------------------- history and logs

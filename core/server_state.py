@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 
-from core import scheduler
+from core import scheduler, watchers
 from core.errors import TributaryError
 from core.runs import recover_interrupted_runs
 from core.settings import get_settings
@@ -51,8 +51,8 @@ def _remove_docker_leftovers() -> None:
 
 
 def start_services() -> dict:
-    """Migrate the store, free the feeds of runs a dead process left active, remove the
-    containers such runs left (docker runner), start the scheduler with the run queue, and the
+    """Migrate the store, free the feeds of runs a dead process left active, send the
+    notifications it left pending, remove the containers such runs left (docker runner), start the scheduler with the run queue, and the
     demo API (unless TRIBUTARY_DEMO_API=0).
     Idempotent within a process."""
     global _demo_api, _started
@@ -64,6 +64,9 @@ def start_services() -> dict:
         recovered = recover_interrupted_runs()
         if recovered:
             log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+        resumed = watchers.resume_left_deliveries()
+        if resumed:
+            log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
         if settings.runner == "docker":
             _remove_docker_leftovers()
         scheduler.start()

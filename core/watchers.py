@@ -16,8 +16,12 @@ Which runs notify:
 - A cancelled run notifies nothing: a person stopped it and already knows. (Runs that hit
   their time limit are failed, not cancelled, so they do notify.)
 
-Pending deliveries live in this process's threads; a process that is killed leaves them
-pending. Python waits for the pool at exit, so a CLI run still sends before it ends.
+Deliveries are sent by threads of the process that finished the run, and each row names
+that process (host:pid). Python waits for the pool at exit, so a CLI run still sends before it
+ends. A process that is killed leaves its deliveries pending: the next start of the app on the
+same host sends them (resume_left_deliveries), its attempts counted on from the row's. The
+X-Tributary-Delivery header stays the same, so a receiver that got an attempt whose answer
+was lost can recognise the repeat.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from sqlmodel import select
+from sqlmodel import select, update
 
 from core import events, notify_email, notify_webhook
 from core.errors import NotFound
 from core.models import Delivery, Feed, Run, Watcher, utcnow
 from core.settings import Settings, get_settings
 from core.validation import raise_if
+from core.workers import died, worker_id
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -231,6 +236,7 @@ class _Job:
     settings: Settings
     max_attempts: int
     backoff_base_s: float
+    attempts_done: int = 0  # by a process that died before it could finish them
 
 
 @events.on_run_finished
@@ -250,18 +256,51 @@ def notify_watchers(run: Run) -> list[Delivery]:
         for watcher in watchers:
             for event in events_for(run, watcher):
                 if (watcher.id, event) not in done:
-                    delivery = Delivery(run_id=run.id, watcher_id=watcher.id, event=event)
+                    delivery = Delivery(run_id=run.id, watcher_id=watcher.id, event=event, worker=worker_id())
                     session.add(delivery)
                     created.append((delivery, watcher))
         session.flush()
     for delivery, watcher in created:
-        _submit(_Job(
-            delivery_id=delivery.id, channel=watcher.channel, target=watcher.target,
-            title=event_title(delivery.event, watcher.longer_than_minutes),
-            document=document_for(run, delivery.event, settings.public_url), settings=settings,
-            max_attempts=max(1, MAX_ATTEMPTS), backoff_base_s=BACKOFF_BASE_S,
-        ))
+        _submit(_job(delivery, watcher, run, settings))
     return [delivery for delivery, _ in created]
+
+
+def _job(delivery: Delivery, watcher: Watcher, run: Run, settings: Settings) -> _Job:
+    return _Job(
+        delivery_id=delivery.id, channel=watcher.channel, target=watcher.target,
+        title=event_title(delivery.event, watcher.longer_than_minutes),
+        document=document_for(run, delivery.event, settings.public_url), settings=settings,
+        max_attempts=max(1, MAX_ATTEMPTS), backoff_base_s=BACKOFF_BASE_S, attempts_done=delivery.attempts,
+    )
+
+
+def resume_left_deliveries() -> list[int]:
+    """Send the pending deliveries that a process of this host left when it died (killed
+    while a receiver was slow or down, a restart during a backoff); their ids. Each is claimed
+    with a conditional update first, so two processes starting at once do not both send it.
+    Called at the app's start-up. A row from before deliveries named their process has no
+    worker: it is taken too, since no running process can still be sending it."""
+    settings = get_settings()
+    me, jobs, ended = worker_id(), [], []
+    with session_scope(settings.database_url) as session:
+        left = session.exec(select(Delivery).where(Delivery.status == "pending")).all()
+        for delivery in [d for d in left if d.worker is None or died(d.worker)]:
+            owner = Delivery.worker.is_(None) if delivery.worker is None else Delivery.worker == delivery.worker
+            claim = update(Delivery).where(Delivery.id == delivery.id, Delivery.status == "pending", owner)
+            if session.execute(claim.values(worker=me)).rowcount != 1:
+                continue  # another process claimed it first
+            watcher, run = session.get(Watcher, delivery.watcher_id), session.get(Run, delivery.run_id)
+            if watcher is None or run is None:
+                gone = "its watcher was removed" if watcher is None else "its run was deleted"
+                delivery.status, delivery.error = "failed", f"not sent: {gone} while it was pending"
+                delivery.updated_at = utcnow()
+                session.add(delivery)
+                ended.append(delivery.id)
+                continue
+            jobs.append(_job(delivery, watcher, run, settings))
+    for job in jobs:
+        _submit(job)
+    return sorted([job.delivery_id for job in jobs] + ended)
 
 
 def _submit(job: _Job) -> None:
@@ -317,9 +356,12 @@ def _record(job: _Job, attempts: int, status: str, error: str | None) -> None:
 
 
 def _deliver(job: _Job) -> None:
-    attempt = 0
+    attempt = job.attempts_done
     try:
-        for attempt in range(1, job.max_attempts + 1):
+        if attempt >= job.max_attempts:
+            _record(job, attempt, "failed", f"no attempt left after {attempt} by a process that stopped")
+            return
+        for attempt in range(job.attempts_done + 1, job.max_attempts + 1):
             try:
                 _send(job)
             except notify_email.NotConfigured as exc:

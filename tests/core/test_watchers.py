@@ -4,9 +4,14 @@ receivers are retried, their failures show on the run, and the run never waits f
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 from email import message_from_bytes, policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,14 +21,16 @@ from aiosmtpd.controller import Controller
 from core import watchers
 from core.errors import NotFound, ValidationError
 from core.feeds import FeedSpec, create_feed, edit_feed
-from core.models import Run, Watcher, utcnow
-from core.runs import create_run, execute_run, get_run
+from core.models import Delivery, Run, Watcher, utcnow
+from core.runs import create_run, execute_run, get_run, list_runs
+from core.workers import worker_id
 from storage.db import session_scope
 
 PUBLIC_URL = "http://tributary.example:8501"
 TWO_RECORDS = "from lib import outputStream\noutputStream.write({'a': 1})\noutputStream.write({'a': 2})\n"
 NOTHING = "from lib import outputStream\n"
 BROKEN = "from lib import outputStream\nraise ValueError('upstream broke')\n"
+ROOT = Path(__file__).resolve().parents[2]
 HELD_S = 5  # how long a held request waits for the test: only reached if the run waited for it
 
 
@@ -353,3 +360,103 @@ def test_invalid_watchers_are_refused_naming_the_field(events, channel, target, 
     field, fragment = problem
     assert any(f == field and fragment in message for f, message in raised.value.problems), raised.value.problems
     assert watchers.list_watchers("orders") == []
+
+
+# ---------------------------------------------------------------- a process that dies mid-delivery
+
+
+def _cli_run_killed_while_delivering(feed: str, receiver: Receiver) -> str:
+    """`core.cli run` in a process of its own, killed (SIGKILL) while its delivery's first
+    attempt is held by the receiver; the run's id."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-m", "core.cli", "--json", "run", feed], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not receiver.posts:
+            assert child.poll() is None, child.stdout.read().decode()
+            assert time.monotonic() < deadline, "the run's delivery never reached the receiver"
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        child.wait()
+    [finished] = list_runs(feed)
+    return finished.id
+
+
+def test_a_delivery_left_pending_by_a_killed_process_is_sent_when_the_app_starts_again(receivers):
+    release = threading.Event()
+    receiver = receivers(statuses=[500], hold=release)  # the first attempt: held, then refused
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
+    watchers.add_watcher("orders", ["succeeded"], "webhook", receiver.url)
+    run_id = _cli_run_killed_while_delivering("orders", receiver)
+    release.set()
+    [left] = watchers.deliveries_for_run(run_id)
+    assert (left.status, left.attempts) == ("pending", 0)
+
+    assert watchers.resume_left_deliveries() == [left.id]
+    assert watchers.flush(30)
+
+    [sent] = watchers.deliveries_for_run(run_id)
+    assert (sent.status, sent.attempts, sent.error) == ("delivered", 1, None)
+    assert sent.worker == worker_id()
+    # The killed process's attempt and this one: the same document under the same delivery id.
+    assert [h["X-Tributary-Delivery"] for h, _ in receiver.posts] == [str(left.id)] * 2
+    assert receiver.documents()[0] == receiver.documents()[1]
+    assert receiver.documents()[1]["run_id"] == run_id and receiver.documents()[1]["status"] == "succeeded"
+    assert watchers.resume_left_deliveries() == []  # taken once
+
+
+def _pending_delivery(run_id: str, watcher_id: int, worker: str | None, attempts: int = 0) -> int:
+    with session_scope() as session:
+        delivery = Delivery(run_id=run_id, watcher_id=watcher_id, event="succeeded", worker=worker, attempts=attempts)
+        session.add(delivery)
+        session.flush()
+        return delivery.id
+
+
+def _dead_worker() -> str:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                              check=True)
+    return f"{socket.gethostname()}:{finished.stdout.strip()}"
+
+
+def test_deliveries_of_living_processes_and_of_other_hosts_are_left_to_them(receivers):
+    receiver = receivers()
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
+    finished = run("orders")  # no watcher yet: nothing sent
+    watcher = watchers.add_watcher("orders", ["succeeded"], "webhook", receiver.url)
+    sending_here = _pending_delivery(finished.id, watcher.id, worker_id())
+    other_host = _pending_delivery(finished.id, watcher.id, "another-host.example:1")
+
+    assert watchers.resume_left_deliveries() == []
+    assert watchers.flush(30)
+    assert receiver.posts == []
+    statuses = {d.id: (d.status, d.worker) for d in watchers.deliveries_for_run(finished.id)}
+    assert statuses == {sending_here: ("pending", worker_id()), other_host: ("pending", "another-host.example:1")}
+
+
+def test_a_left_delivery_goes_on_with_the_attempts_it_has_left(receivers):
+    receiver = receivers(statuses=[500] * 10)
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
+    finished = run("orders")
+    watcher = watchers.add_watcher("orders", ["succeeded"], "webhook", receiver.url)
+    left = _pending_delivery(finished.id, watcher.id, _dead_worker(), attempts=watchers.MAX_ATTEMPTS - 1)
+
+    assert watchers.resume_left_deliveries() == [left]
+    assert watchers.flush(30)
+    [delivery] = watchers.deliveries_for_run(finished.id)
+    assert (delivery.status, delivery.attempts) == ("failed", watchers.MAX_ATTEMPTS)
+    assert len(receiver.posts) == 1  # the last attempt only
+
+
+def test_a_left_delivery_whose_watcher_was_removed_fails_saying_so(receivers):
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
+    finished = run("orders")
+    watcher = watchers.add_watcher("orders", ["succeeded"], "webhook", receivers().url)
+    left = _pending_delivery(finished.id, watcher.id, _dead_worker())
+    watchers.remove_watcher(watcher.id)
+
+    assert watchers.resume_left_deliveries() == [left]
+    [delivery] = watchers.deliveries_for_run(finished.id)
+    assert (delivery.status, delivery.error) == ("failed", "not sent: its watcher was removed while it was pending")
