@@ -486,7 +486,8 @@ def _finished(run_id: str) -> Run:
 
 def recover_interrupted_runs() -> list[str]:
     """Runs left active by a process of this host that no longer exists are marked failed,
-    freeing their feeds. Called at start-up."""
+    freeing their feeds. Called at start-up. A run that died with its process has failed like
+    any other: its watchers hear of it and the feed's retries apply."""
     recovered = []
     with session_scope() as session:
         for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all():
@@ -496,6 +497,7 @@ def recover_interrupted_runs() -> list[str]:
             recovered.append(run.id)
     for run_id in recovered:
         remove_work_dirs(run_id)
+        _finished(run_id)
     return recovered
 
 

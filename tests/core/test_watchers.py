@@ -22,7 +22,7 @@ from core import watchers
 from core.errors import NotFound, ValidationError
 from core.feeds import FeedSpec, create_feed, edit_feed
 from core.models import Delivery, Run, Watcher, utcnow
-from core.runs import create_run, execute_run, get_run, list_runs
+from core.runs import create_run, execute_run, get_run, list_runs, recover_interrupted_runs
 from core.workers import worker_id
 from storage.db import session_scope
 
@@ -460,3 +460,23 @@ def test_a_left_delivery_whose_watcher_was_removed_fails_saying_so(receivers):
     assert watchers.resume_left_deliveries() == [left]
     [delivery] = watchers.deliveries_for_run(finished.id)
     assert (delivery.status, delivery.error) == ("failed", "not sent: its watcher was removed while it was pending")
+
+
+def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(receivers):
+    receiver = receivers()
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS, retries=1, retry_backoff_s=3600))
+    watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
+    stale = create_run("orders")
+    with session_scope() as session:
+        row = session.get(Run, stale.id)
+        row.status, row.worker = "running", _dead_worker()
+        session.add(row)
+
+    assert recover_interrupted_runs() == [stale.id]
+    assert watchers.flush(30)
+
+    [document] = receiver.documents()
+    assert (document["run_id"], document["event"], document["status"]) == (stale.id, "failed", "failed")
+    assert "interrupted" in document["error"]
+    retry = next(r for r in list_runs("orders") if r.id != stale.id)
+    assert (retry.status, retry.parent_run_id, retry.attempt) == ("queued", stale.id, 2)
