@@ -36,11 +36,12 @@ def _start_demo_api(port: int) -> DemoAPI | None:
 
 
 def _remove_docker_leftovers() -> None:
-    """Remove the containers of runs a dead process left on the engine. An unreachable engine
-    must not stop the app: the Settings page and each docker run report it, and the first run
-    that reaches the engine cleans up then."""
+    """Remove the containers of runs a dead process left on the engine, and the dependency
+    images an earlier runner image left (no run can use them again). An unreachable engine
+    must not stop the app: the Settings page and each docker run report it, the first run that
+    reaches the engine removes such containers then, and the images wait for the next start."""
     try:
-        from runners.docker_runner import remove_leftovers
+        from runners.docker_runner import remove_leftovers, remove_old_images
 
         removed = remove_leftovers()
     except (ImportError, TributaryError) as exc:
@@ -48,12 +49,20 @@ def _remove_docker_leftovers() -> None:
         return
     if removed:
         log.warning("removed %d container(s) left by runs of a process that died: %s", len(removed), ", ".join(removed))
+    try:
+        images = remove_old_images()
+    except TributaryError as exc:
+        log.warning("docker runner: old dependency images not checked: %s", exc)
+        return
+    if images:
+        log.info("removed %d dependency image(s) built on an earlier runner image: %s", len(images), ", ".join(images))
 
 
 def start_services() -> dict:
     """Migrate the store, free the feeds of runs a dead process left active, send the
-    notifications it left pending, remove the containers such runs left (docker runner), start the scheduler with the run queue, and the
-    demo API (unless TRIBUTARY_DEMO_API=0).
+    notifications it left pending, remove the containers such runs left and the dependency
+    images of an earlier runner image (docker runner), start the scheduler with the run queue,
+    and the demo API (unless TRIBUTARY_DEMO_API=0).
     Idempotent within a process."""
     global _demo_api, _started
     with _lock:

@@ -146,3 +146,29 @@ def ensure_image(engine: docker.DockerClient, streaming: docker.DockerClient, se
         context = _context(base.id, base.attrs["Config"].get("User", ""), deps, ca_bundle)
         _build(streaming, tag, context, labels, network, build_args, on_log)
         return engine.images.get(tag).id
+
+
+def remove_stale_images(engine: docker.DockerClient, settings: Settings) -> list[str]:
+    """Remove the dependency images built on an earlier build of the base image: their tag's
+    hash holds the base's id, so once the base is rebuilt no run can use them again, and each
+    may hold hundreds of megabytes. Only this base's repository is looked at (another
+    TRIBUTARY_DOCKER_IMAGE on the same engine keeps its own), and an image a container still
+    uses is left for a later start-up. Without the base image nothing is judged. Returns the
+    tags removed."""
+    try:
+        base = base_image(engine, settings)
+    except RunnerImageMissing:
+        return []
+    prefix = parse_repository_tag(settings.docker_image)[0] + "-deps:"
+    removed = []
+    for image in engine.images.list(filters={"label": "tributary.role=dependencies"}):
+        tags = [t for t in image.tags if t.startswith(prefix)]
+        if not tags or image.labels.get("tributary.base-image") == base.id:
+            continue
+        for tag in tags:  # the last tag's removal removes the image
+            try:
+                engine.images.remove(tag)
+            except (DockerException, requests.RequestException):
+                continue  # in use by a container, or removed meanwhile by another process
+            removed.append(tag)
+    return removed

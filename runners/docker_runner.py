@@ -44,7 +44,7 @@ from runners.docker_engine import (
     ping,
     remove_leftovers_once,
 )
-from runners.docker_images import base_image, ensure_image
+from runners.docker_images import base_image, ensure_image, remove_stale_images
 
 SANDBOX_UID = 10001  # the `tributary` user of docker/Dockerfile
 CONTAINER_WORK_DIR = "/work"
@@ -297,3 +297,9 @@ def remove_leftovers() -> list[str]:
     mid-run, it could not). Returns their run ids; raises DockerUnavailable without an engine.
     The first run of a process does the same, so the CLI cleans up too."""
     return remove_leftovers_once(ping())
+
+
+def remove_old_images() -> list[str]:
+    """For the app's start-up: remove the dependency images an earlier base image left (see
+    remove_stale_images); their tags. Raises DockerUnavailable without an engine."""
+    return remove_stale_images(ping(), get_settings())

@@ -2,11 +2,15 @@
 the run's log), reused by later runs, built once when two runs need a new set at the same
 time; and the host CA bundle reaches the container when configured."""
 
+import io
 import threading
 from pathlib import Path
 
+from docker.errors import ImageNotFound, NotFound
+
 from core.runs import TestRequest, test_script
 from runners.docker_images import builds_started
+from tests.runners.conftest import docker_engine
 
 USES_TINYDB = "import tinydb\nfrom lib import outputStream\noutputStream.write({'version': tinydb.__version__})\n"
 
@@ -70,3 +74,55 @@ def test_the_configured_ca_bundle_is_what_the_container_trusts(docker_runner, mo
     assert result.ok, result.error
     assert result.records[0]["first_line"] != "# corporate proxy CA for tributary"
     assert result.records[0]["requests_uses"] is None
+
+
+def _dependency_image(engine, repository: str, name: str, base_id: str, session_tag: str) -> str:
+    """A small image labelled as a dependency image built on base_id (no pip: only the labels
+    matter to the clean-up); its tag."""
+    tag = f"{repository}-deps:{name}"
+    dockerfile = (f"FROM {session_tag}\nLABEL tributary.role=dependencies tributary.base-image={base_id} "
+                  f"tributary.dependencies=tinydb\n")
+    engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
+    return tag
+
+
+def _exists(engine, tag: str) -> bool:
+    try:
+        engine.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def test_dependency_images_of_an_earlier_runner_image_are_removed_at_start_up(docker_runner, docker_session_image):
+    from runners.docker_runner import remove_old_images
+
+    engine = docker_engine()
+    base = engine.images.get(docker_session_image)
+    repository = docker_session_image.rpartition(":")[0]
+    current = _dependency_image(engine, repository, "current", base.id, docker_session_image)
+    stale = _dependency_image(engine, repository, "stale", "sha256:" + "0" * 64, docker_session_image)
+    in_use = _dependency_image(engine, repository, "stale-in-use", "sha256:" + "1" * 64, docker_session_image)
+    other_install = _dependency_image(engine, "another-runner", "stale", "sha256:" + "2" * 64, docker_session_image)
+    container = engine.containers.create(in_use, command=["true"])
+    try:
+        assert remove_old_images() == [stale]
+        assert [_exists(engine, t) for t in (current, stale, in_use, other_install)] == [True, False, True, True]
+
+        container.remove()
+        assert remove_old_images() == [in_use]  # once no container holds it
+        assert _exists(engine, current)
+    finally:
+        if _exists_container(engine, container.id):
+            container.remove(force=True)
+        for tag in (current, in_use, other_install):
+            if _exists(engine, tag):
+                engine.images.remove(tag, force=True)
+
+
+def _exists_container(engine, container_id: str) -> bool:
+    try:
+        engine.containers.get(container_id)
+        return True
+    except NotFound:
+        return False
