@@ -6,7 +6,7 @@ import io
 import threading
 from pathlib import Path
 
-from docker.errors import ImageNotFound, NotFound
+from docker.errors import NotFound
 
 from core.runs import TestRequest, test_script
 from runners.docker_images import builds_started
@@ -86,11 +86,12 @@ def _dependency_image(engine, repository: str, name: str, base_id: str, session_
     return tag
 
 
-def _exists(engine, tag: str) -> bool:
+def _exists(get, key: str) -> bool:
+    """Whether the engine has it: get is engine.images.get or engine.containers.get."""
     try:
-        engine.images.get(tag)
+        get(key)
         return True
-    except ImageNotFound:
+    except NotFound:  # ImageNotFound included
         return False
 
 
@@ -107,22 +108,14 @@ def test_dependency_images_of_an_earlier_runner_image_are_removed_at_start_up(do
     container = engine.containers.create(in_use, command=["true"])
     try:
         assert remove_old_images() == [stale]
-        assert [_exists(engine, t) for t in (current, stale, in_use, other_install)] == [True, False, True, True]
+        assert [_exists(engine.images.get, t) for t in (current, stale, in_use, other_install)] == [True, False, True, True]
 
         container.remove()
         assert remove_old_images() == [in_use]  # once no container holds it
-        assert _exists(engine, current)
+        assert _exists(engine.images.get, current)
     finally:
-        if _exists_container(engine, container.id):
+        if _exists(engine.containers.get, container.id):
             container.remove(force=True)
         for tag in (current, in_use, other_install):
-            if _exists(engine, tag):
+            if _exists(engine.images.get, tag):
                 engine.images.remove(tag, force=True)
-
-
-def _exists_container(engine, container_id: str) -> bool:
-    try:
-        engine.containers.get(container_id)
-        return True
-    except NotFound:
-        return False
