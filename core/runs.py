@@ -493,6 +493,11 @@ def recover_interrupted_runs() -> list[str]:
         for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all():
             if not died(run.worker):
                 continue
+            # Conditional, like _claim: of two processes starting at once, one recovers the run
+            # (and notifies its watchers, and retries it).
+            claim = update(Run).where(Run.id == run.id, Run.status == run.status).values(status="failed")
+            if session.execute(claim).rowcount != 1:
+                continue
             _finish(session, run, "failed", "interrupted: the process running it stopped")
             recovered.append(run.id)
     for run_id in recovered:

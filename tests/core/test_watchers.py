@@ -462,15 +462,20 @@ def test_a_left_delivery_whose_watcher_was_removed_fails_saying_so(receivers):
     assert (delivery.status, delivery.error) == ("failed", "not sent: its watcher was removed while it was pending")
 
 
-def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(receivers):
-    receiver = receivers()
-    create_feed(FeedSpec(name="orders", script=TWO_RECORDS, retries=1, retry_backoff_s=3600))
-    watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
-    stale = create_run("orders")
+def _run_left_running_by_a_dead_process(feed: str) -> Run:
+    stale = create_run(feed)
     with session_scope() as session:
         row = session.get(Run, stale.id)
         row.status, row.worker = "running", _dead_worker()
         session.add(row)
+    return stale
+
+
+def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(receivers):
+    receiver = receivers()
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS, retries=1, retry_backoff_s=3600))
+    watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
+    stale = _run_left_running_by_a_dead_process("orders")
 
     assert recover_interrupted_runs() == [stale.id]
     assert watchers.flush(30)
@@ -480,3 +485,26 @@ def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(re
     assert "interrupted" in document["error"]
     retry = next(r for r in list_runs("orders") if r.id != stale.id)
     assert (retry.status, retry.parent_run_id, retry.attempt) == ("queued", stale.id, 2)
+
+
+def test_two_processes_starting_at_once_recover_a_dead_run_once(receivers, any_store):
+    receiver = receivers()
+    create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
+    watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
+    stale = _run_left_running_by_a_dead_process("orders")
+    start, results = threading.Barrier(2), []
+
+    def recover() -> None:
+        start.wait()
+        results.append(recover_interrupted_runs())
+
+    threads = [threading.Thread(target=recover) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert watchers.flush(30)
+
+    assert sorted(results) == [[], [stale.id]]
+    assert [d["run_id"] for d in receiver.documents()] == [stale.id]
+    assert get_run(stale.id).status == "failed"
