@@ -1,9 +1,10 @@
 """Snowflake: shaped chunks are written as Parquet, PUT to a temporary stage, copied with
 COPY INTO a temporary table and applied with plain SQL in one transaction.
 
-Snowflake commits DDL implicitly, so the DDL (new columns, the staging and rejects tables)
-runs before the transaction, and only after the whole run is staged and the failed row
-threshold is met: a load that fails before that leaves the target untouched. Existing columns
+Snowflake commits DDL implicitly, so the DDL (new columns, the staging and rejects tables) runs
+before the transaction, and only after the whole run is staged and the failed row threshold is
+met: a load that fails before that leaves the target untouched, and one that fails after it
+drops the table or the columns its DDL added (SqlDestination._undo_evolve). Existing columns
 cannot change type in place, so a value that does not fit is rejected. JSON lands in VARIANT
 through PARSE_JSON. Names are upper case, as Snowflake folds unquoted names, so users can query
 ORDERS.ID without quotes.

@@ -219,24 +219,45 @@ class SqlDestination(Destination):
                     staged = self.stage(session, request, shaper.batches(self.chunk_rows))
                     _shaping().check_threshold(profile.records, rejects, request.max_rejected_ratio)
                 self._ensure_ledger(session)
-                if not self.ddl_in_transaction:
-                    self._prepare_tables(session, plan, profile, rejects, staging, staged is not None)
-                session.execute("BEGIN")
                 try:
-                    if self.ddl_in_transaction:
+                    if not self.ddl_in_transaction:
                         self._prepare_tables(session, plan, profile, rejects, staging, staged is not None)
-                    self._fill(session, request, plan, profile, rejects, staging, staged)
-                    self._record(session, table, request, profile.records - rejects.count, rejects.count)
-                    session.execute("COMMIT")
+                    self._load_in_transaction(session, request, table, plan, profile, rejects, staging, staged)
                 except BaseException:
-                    with suppress(Exception):  # a broken connection rolls back by itself; keep the first error
-                        session.execute("ROLLBACK")
+                    if not self.ddl_in_transaction:
+                        self._undo_evolve(session, plan)
                     raise
             finally:
                 if staged is not None:
                     self.discard_staged(staged)
         return LoadResult(rows=profile.records - rejects.count, location=self.describe_target(request.table),
                           rejected=rejects.count, schema_changes=plan.changes())
+
+    def _load_in_transaction(self, session: SqlSession, request: LoadRequest, table: str, plan: SchemaPlan,
+                             profile: RunProfile, rejects: RejectLog, staging: Staging, staged) -> None:
+        session.execute("BEGIN")
+        try:
+            if self.ddl_in_transaction:
+                self._prepare_tables(session, plan, profile, rejects, staging, staged is not None)
+            self._fill(session, request, plan, profile, rejects, staging, staged)
+            self._record(session, table, request, profile.records - rejects.count, rejects.count)
+            session.execute("COMMIT")
+        except BaseException:
+            with suppress(Exception):  # a broken connection rolls back by itself; keep the first error
+                session.execute("ROLLBACK")
+            raise
+
+    def _undo_evolve(self, session: SqlSession, plan: SchemaPlan) -> None:
+        """Where DDL commits at once (Snowflake), a load that fails after it takes back the table
+        or the columns it added, which hold no row of anyone's: the table is left as the load
+        found it, as the rollback does elsewhere. Best effort, each statement on its own (the
+        connection may be what failed); a column kept is empty, and the retry reuses it."""
+        table = quote(plan.table)
+        undo = [f"DROP TABLE IF EXISTS {table}"] if not plan.table_exists else [
+            f"ALTER TABLE {table} DROP COLUMN IF EXISTS {quote(column.name)}" for column in plan.new]
+        for statement in undo:
+            with suppress(Exception):
+                session.execute(statement)
 
     def _prepare_tables(self, session: SqlSession, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
                         staging: Staging, staged: bool) -> None:

@@ -71,3 +71,38 @@ def test_an_unreachable_snowflake_is_reported_clearly(snowflake_settings):
         destination.check()
     with pytest.raises(LoadError, match="not configured"):
         SnowflakeDestination(config=replace(snowflake_settings, account="")).check()
+
+
+class BrokenCopy(Exception):
+    pass
+
+
+def _fail_the_fill(monkeypatch) -> None:
+    """The load fails inside its transaction, after Snowflake has committed its DDL."""
+    def fill(*args, **kwargs):
+        raise BrokenCopy("simulated failure of COPY INTO")
+
+    monkeypatch.setattr(SnowflakeDestination, "_fill", fill)
+
+
+def test_a_snowflake_load_failing_after_its_ddl_takes_back_the_columns_and_the_table_it_made(
+        request, tmp_path, spool_files, monkeypatch):
+    sf = make_target("snowflake", request, tmp_path)
+    with monkeypatch.context() as patch:
+        _fail_the_fill(patch)
+        with pytest.raises(BrokenCopy):
+            sf.make().load(request_for(spool_files([{"id": 1, "name": "Ada"}]), "run-1"))
+    assert sf.types("orders") == {}  # the table it created is gone
+
+    sf.make().load(request_for(spool_files([{"id": 1, "name": "Ada"}]), "run-1"))
+    rows, types = sf.rows("orders", audit=True), sf.types("orders")
+    files = spool_files([{"id": 2, "name": "Bo", "added": 1.5, "note": "new"}])
+    with monkeypatch.context() as patch:
+        _fail_the_fill(patch)
+        with pytest.raises(BrokenCopy):
+            sf.make().load(request_for(files, "run-2"))
+    assert (sf.rows("orders", audit=True), sf.types("orders")) == (rows, types)  # no stray empty columns
+    assert not sf.make().has_run("orders", "run-2")
+
+    assert sf.make().load(request_for(files, "run-2")).rows == 1  # the retry adds them again
+    assert [(r["id"], r.get("added"), r.get("note")) for r in sf.rows("orders")] == [(1, None, None), (2, 1.5, "new")]
