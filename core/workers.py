@@ -1,6 +1,9 @@
-"""Which process does a piece of work (a run, a notification): its host and pid, recorded
-with the work, so that a process starting later on the same host can tell work left by a
-process that died from work another process is still doing."""
+"""Which process does a piece of work (a run, a notification, a sandbox container): its host,
+pid and start time, recorded with the work, so that a process starting later on the same host
+can tell work left by a process that died from work another process is still doing.
+
+The start time matters where pids are reused at once: in a container the app is pid 1 again
+after every restart, and a pid alone would make the dead process look alive."""
 
 from __future__ import annotations
 
@@ -8,8 +11,18 @@ import os
 import socket
 
 
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (None: no such process, or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -22,10 +35,20 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def alive(worker: str) -> bool:
+    """Whether the process named by worker_id() may still be running. Another host's process
+    is never judged dead: its processes cannot be seen from here. Without a start time (no
+    /proc, or a row written before start times were kept) the pid alone has to do."""
+    host, _, rest = worker.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    if started:
+        return _start_time(int(pid_text)) == started
+    return pid_alive(int(pid_text))
+
+
 def died(worker: str | None) -> bool:
-    """Whether the process named by worker_id() ran on this host and no longer exists. Work
-    of another host is never judged: its processes cannot be seen from here."""
-    if not worker:
-        return False
-    host, _, pid = worker.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+    """Whether work recorded with this worker_id() was left by a process of this host that
+    no longer exists (nothing recorded: not judged)."""
+    return bool(worker) and not alive(worker)

@@ -18,6 +18,7 @@ import requests
 from docker.errors import DockerException
 
 from core.errors import TributaryError
+from core.workers import alive
 
 SANDBOX_LABEL = "tributary.sandbox"  # on every container the docker runner creates
 OWNER_LABEL = "tributary.owner"  # host:pid:start time of the process that created it
@@ -76,44 +77,12 @@ def ping() -> docker.DockerClient:
     return engine
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot: with the pid, it tells a live owner
-    from a new process that happens to reuse a dead owner's pid (pid 1 in a container)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rpartition(")")[2].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def owner_id() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True  # another host's process (an engine shared by several): not ours to judge
-    now = _start_time(int(pid_text))
-    if now is not None or started:
-        return now == started
-    try:  # no /proc (macOS with Docker Desktop): the pid alone has to do
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftover_containers(engine: docker.DockerClient) -> list[str]:
     """Remove sandbox containers whose creating process on this host is gone. Containers of
     live processes (the CLI running a feed next to the app) are left alone."""
     removed = []
     for container in engine.containers.list(all=True, filters={"label": SANDBOX_LABEL}):
-        if _owner_alive(container.labels.get(OWNER_LABEL, "")):
+        if alive(container.labels.get(OWNER_LABEL, "")):
             continue
         try:
             container.remove(force=True)

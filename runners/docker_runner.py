@@ -34,13 +34,13 @@ from docker.types import LogConfig
 from core.errors import TributaryError
 from core.secrets import mask
 from core.settings import Settings, get_settings
+from core.workers import worker_id
 from runners.base import LogSink, RunHandle, Runner, ScriptJob, ScriptOutcome, prepare_work_dir, read_outcome
 from runners.docker_engine import (
     OWNER_LABEL,
     RUN_LABEL,
     SANDBOX_LABEL,
     client,
-    owner_id,
     ping,
     remove_leftovers_once,
 )
@@ -118,7 +118,7 @@ def container_options(job: ScriptJob, settings: Settings, user: str, ca: Path | 
         "user": user,
         "environment": container_environment(ca is not None),
         "volumes": volumes,
-        "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: owner_id(), RUN_LABEL: job.run_id,
+        "labels": {SANDBOX_LABEL: "1", OWNER_LABEL: worker_id(), RUN_LABEL: job.run_id,
                    "tributary.feed": job.feed_name},
         "mem_limit": memory,
         "memswap_limit": memory,  # the same figure as memory: no swap on top

@@ -215,3 +215,25 @@ def test_a_queued_run_cancelled_before_it_starts_never_runs(any_store):
     assert execute_run(queued.id).status == "cancelled"  # the claim refuses it
     assert not table_exists(any_store, "paged")
     assert execute_run(create_run("paged").id).status == "succeeded"  # the feed is free again
+
+
+def test_a_run_whose_dead_process_pid_is_reused_is_recovered_and_a_living_ones_run_is_not(tributary):
+    """In a container the app is pid 1 after every restart: the pid alone would keep the run
+    of the process before the restart active for ever. Its start time tells them apart."""
+    import os
+    import socket
+
+    from core.runs import recover_interrupted_runs
+    from core.workers import worker_id
+    from storage.db import session_scope
+
+    create_feed(FeedSpec(name="paged", script=PAGED))
+    create_feed(FeedSpec(name="other", script=PAGED))
+    before_restart, running_here = create_run("paged"), create_run("other")
+    with session_scope() as session:
+        for run, worker in ((before_restart, f"{socket.gethostname()}:{os.getpid()}:1"), (running_here, worker_id())):
+            row = session.get(type(run), run.id)
+            row.status, row.worker = "running", worker
+            session.add(row)
+    assert recover_interrupted_runs() == [before_restart.id]
+    assert get_run(running_here.id).status == "running"
