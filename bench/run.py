@@ -7,7 +7,7 @@ Every throughput figure is the median of --repeat runs (3 by default), each run 
 process timed from start to exit, with the peak RSS of its whole process tree. One exception,
 by default: dlt's default setting at 1,000,000 records is measured in a single run, because
 one run took 4.5 to 6.5 minutes and 6.5 to 7.2 GB on the 2-core machine (depending on what
-else ran); three would push `make bench` past 20 minutes (with one it takes about 11). The
+else ran); three would push `make bench` past 20 minutes (one takes 11 to 14). The
 output, the results and the table say "1 run" next to that figure. --full measures it --repeat times like the rest;
 --quick leaves it out. Nothing is extrapolated: dlt's default setting does not scale linearly
 (its 100,000-record run already peaks at about 5 GB), so a figure scaled up from a smaller
