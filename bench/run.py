@@ -1,9 +1,10 @@
 """The one command behind `make bench`: Tributary's full run path against dlt and the floor,
 test-run latency per runner, the issue's targets, and the results written to bench/results/.
 
-    .venv/bin/python bench/run.py [--quick | --full] [--repeat 3] [--only floor,tributary,dlt,latency]
+    .venv/bin/python bench/run.py [--quick | --full] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
 
-Every throughput figure is the median of --repeat runs (3 by default), each run a separate
+Every throughput figure is the median of --repeat runs (3 by default); the floor's and
+Tributary's of --pairs runs (5 by default), taken in alternation. Each run is a separate
 process timed from start to exit, with the peak RSS of its whole process tree. One exception,
 by default: dlt's default setting at 1,000,000 records is measured in a single run, because
 one run took 4.5 to 6.5 minutes and 6.5 to 7.2 GB on the 2-core machine (depending on what
@@ -35,6 +36,8 @@ import report  # noqa: E402
 SIZES = [report.SMALL, report.LARGE]
 SECTIONS = ("floor", "tributary", "dlt", "latency")
 LATENCY_RUNS = 20
+# The floor ratio moves with a shared machine's speed: more pairs, a steadier median.
+PAIRS = 5
 TRIBUTARY_TITLE = "Tributary: `python -m core.cli run` of a Peak-style feed (sandbox, spool, DuckDB load, state commit)"
 
 
@@ -198,6 +201,9 @@ def main() -> None:
     how.add_argument("--full", action="store_true",
                      help="measure dlt's default setting at 1,000,000 records --repeat times, not once")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
+    parser.add_argument("--pairs", type=int, default=PAIRS,
+                        help=f"floor and Tributary runs, taken in alternation, per size (default {PAIRS}, at least "
+                             "--repeat): their ratio is the closest call of the targets")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES,
                         help="record counts (default 100000 1000000; the targets need both of those)")
@@ -213,20 +219,22 @@ def main() -> None:
     started = time.monotonic()
     environment = report.environment()
     machine, versions = environment["machine"], environment["versions"]
-    results = {"started_at": report.now_iso(), "settings": {"repeat": args.repeat, "quick": args.quick, "full": args.full,
+    results = {"started_at": report.now_iso(), "settings": {"repeat": args.repeat, "pairs": max(args.pairs, args.repeat),
+               "quick": args.quick, "full": args.full,
                "sections": sorted(sections), "sizes": args.sizes}, "environment": environment,
                "throughput": {}, "latency": {}, "skipped": []}
     print(f"Tributary benchmarks on {machine['cpu_count']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB; "
           f"Python {versions['python']}, DuckDB {versions['duckdb']}, dlt {versions['dlt']}, Tributary {versions['tributary']}")
     mode = "--quick" if args.quick else "--full" if args.full else "default mode: dlt's default setting at 1M in 1 run"
-    print(f"each figure: median of {args.repeat} runs ({mode})")
+    print(f"each figure: median of {args.repeat} runs ({mode}); the floor and Tributary: "
+          f"{max(args.pairs, args.repeat)} each, in alternation")
     load = machine["load_average_at_start"]
     if load and load[0] > 0.25 * (machine["cpu_count"] or 1):
         print(f"note: load average {load[0]} at start: other processes are using the CPUs, so every figure here "
               "is slower than on an idle machine (the ratios suffer less)")
 
     if {"floor", "tributary"} <= sections:
-        run_floor_and_tributary(results, args.repeat, args.sizes)
+        run_floor_and_tributary(results, max(args.pairs, args.repeat), args.sizes)
     elif "floor" in sections:
         run_floor(results, args.repeat, args.sizes)
     elif "tributary" in sections:
