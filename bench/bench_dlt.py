@@ -113,7 +113,11 @@ def one_run(setting: str, n: int, python: str, page_size: int = PAGE) -> dict:
 
 
 def measure(setting: str, n: int, repeat: int, python: str = sys.executable) -> dict:
-    runs = [one_run(setting, n, python) for _ in range(repeat)]
+    return summarize(n, [one_run(setting, n, python) for _ in range(repeat)])
+
+
+def summarize(n: int, runs: list[dict]) -> dict:
+    """The median of runs of N records, with every run's figures."""
     wall = statistics.median(r["wall_s"] for r in runs)
     return {
         "records": n,

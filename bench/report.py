@@ -147,7 +147,7 @@ def _target(name: str, wanted: str, value: str, met: bool | None, distance: str 
     return {"target": name, "wanted": wanted, "measured": value, "status": status, "distance": "" if met else distance}
 
 
-def _speedup_target(name: str, ours: dict, fig: dict, floor: dict | None) -> dict:
+def _speedup_target(name: str, ours: dict, fig: dict, floor: dict | None, key: str) -> dict:
     ratio = ours["records_per_s"] / fig["records_per_s"]
     need_s = fig["wall_s"] / SPEEDUP_OVER_DLT
     distance = f"needs {SPEEDUP_OVER_DLT / ratio:.1f}x faster: wall <= {need_s:.2f} s (now {ours['wall_s']:.2f} s)"
@@ -155,8 +155,11 @@ def _speedup_target(name: str, ours: dict, fig: dict, floor: dict | None) -> dic
         distance += (f"; below the floor's {floor['wall_s']:.2f} s, so out of reach for any tool that builds and "
                      f"serialises these records (the floor is only {fig['wall_s'] / floor['wall_s']:.1f}x faster than this setting)")
     runs = f", dlt figure from {fig['runs']} run(s)" if fig.get("runs", 3) < 3 else ""
-    return _target(name, f">= {SPEEDUP_OVER_DLT:g}x", f"{ratio:.2f}x ({ours['wall_s']:.2f} s vs {fig['wall_s']:.2f} s{runs})",
-                   ratio >= SPEEDUP_OVER_DLT, distance)
+    measured = f"{ratio:.2f}x ({ours['wall_s']:.2f} s vs {fig['wall_s']:.2f} s{runs})"
+    if by_round := ours.get("dlt_ratio_by_round", {}).get(key):
+        # Judged on the medians, as every other target; the rounds side by side show the spread.
+        measured += f"; round by round: {' '.join(f'{r:.2f}' for r in by_round)}x"
+    return _target(name, f">= {SPEEDUP_OVER_DLT:g}x", measured, ratio >= SPEEDUP_OVER_DLT, distance)
 
 
 def evaluate_targets(results: dict) -> list[dict]:
@@ -171,11 +174,12 @@ def evaluate_targets(results: dict) -> list[dict]:
     # target is judged against that one too: "dlt's fastest" must mean the fastest we found.
     if ours and pages:
         targets.append(_speedup_target(
-            f"1M records: >= {SPEEDUP_OVER_DLT:g}x the records/s of {CONTENDERS['dlt_pages']}", ours, pages, floor))
+            f"1M records: >= {SPEEDUP_OVER_DLT:g}x the records/s of {CONTENDERS['dlt_pages']}", ours, pages, floor,
+            "dlt_pages"))
     if ours and fastest and fastest[0] != "dlt_pages":
         targets.append(_speedup_target(
             f"1M records: >= {SPEEDUP_OVER_DLT:g}x the records/s of dlt's fastest setting measured, "
-            f"{CONTENDERS[fastest[0]]}", ours, fastest[1], floor))
+            f"{CONTENDERS[fastest[0]]}", ours, fastest[1], floor, fastest[0]))
     if not (ours and (pages or fastest)):
         targets.append(_target(f"1M records: >= {SPEEDUP_OVER_DLT:g}x dlt's fastest setting", "", "", None))
     if ours and floor:
@@ -183,7 +187,7 @@ def evaluate_targets(results: dict) -> list[dict]:
         measured = f"{multiple:.2f}x ({ours['wall_s']:.2f} s vs {floor['wall_s']:.2f} s)"
         if pairs := ours.get("floor_ratio_by_pair"):
             # Judged on the medians, as every other target; the runs side by side show the spread.
-            measured += f"; run by run, in alternation: {' '.join(f'{r:.2f}' for r in pairs)}x"
+            measured += f"; round by round: {' '.join(f'{r:.2f}' for r in pairs)}x"
         targets.append(_target(
             f"1M records: within {WITHIN_FLOOR:g}x the floor's time", f"<= {WITHIN_FLOOR:g}x",
             measured, multiple <= WITHIN_FLOOR,
@@ -249,7 +253,8 @@ def _intro(results: dict) -> list[str]:
         (f"Measured {results['finished_at'][:16].replace('T', ' ')} UTC by `make bench` (bench/run.py{mode}) on "
          f"{machine['cpu_count']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB; each figure is the median "
          f"of {settings['repeat']} runs (unless the row says otherwise), each run a separate process, wall time from "
-         f"start to exit." + (f" The floor and Tributary: {settings['pairs']} runs each, taken in alternation."
+         f"start to exit." + (f" The floor and Tributary: {settings['pairs']} runs each. Runs taken in rounds (floor, "
+                              "Tributary, dlt's batched settings; again ...), so that ratios compare the same minutes."
                               if settings.get("pairs") else "")),
     ]
 

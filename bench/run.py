@@ -4,7 +4,9 @@ test-run latency per runner, the issue's targets, and the results written to ben
     .venv/bin/python bench/run.py [--quick | --full] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
 
 Every throughput figure is the median of --repeat runs (3 by default); the floor's and
-Tributary's of --pairs runs (5 by default), taken in alternation. Each run is a separate
+Tributary's of --pairs runs (5 by default). The runs compared by the speed targets are taken in
+rounds (floor, Tributary, dlt pages, dlt Arrow; again ...), so that each ratio compares runs of
+the same minutes; dlt's batched settings run in the first --repeat rounds. Each run is a separate
 process timed from start to exit, with the peak RSS of its whole process tree. One exception,
 by default: dlt's default setting at 1,000,000 records is measured in a single run, because
 one run took 4.5 to 6.5 minutes and 6.5 to 7.2 GB on the 2-core machine (depending on what
@@ -103,44 +105,107 @@ def run_floor(results: dict, repeat: int, sizes: list[int]) -> None:
         _print_floor(fig)
 
 
-def run_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
-    print(f"\n{TRIBUTARY_TITLE}", flush=True)
-    for n in sizes:
-        fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.measure(n, repeat)
-        _print_tributary(fig)
+# What a round runs, in this order: the contenders compared by the speed targets, side by side.
+ROUND_ORDER = ("floor", "tributary", "dlt_pages", "dlt_arrow")
 
 
-def run_floor_and_tributary(results: dict, repeat: int, sizes: list[int]) -> None:
-    """The floor and Tributary in alternation (floor, Tributary, floor, ...), so that both see
-    the machine at the same moments: on a shared machine the speed drifts by a third over
-    minutes, and two blocks of runs minutes apart would put that drift into the ratio."""
+def _one_run(key: str, n: int, encoder: str) -> dict:
+    if key == "floor":
+        return bench_floor.one_run(encoder, n, sys.executable)
+    if key == "tributary":
+        return bench_engine.one_run(n)
+    import bench_dlt
+
+    return bench_dlt.one_run(key.removeprefix("dlt_"), n, sys.executable)
+
+
+def _summarize(key: str, n: int, runs: list[dict], encoder: str, version: str | None) -> dict:
+    if key == "floor":
+        return bench_floor.summarize(n, runs, encoder, version)
+    if key == "tributary":
+        return bench_engine.summarize(n, runs)
+    import bench_dlt
+
+    return bench_dlt.summarize(n, runs)
+
+
+def _round_keys(sections: set[str]) -> list[str]:
+    wanted = {"floor", "tributary"} & sections
+    if "dlt" in sections and "tributary" in sections:
+        wanted |= {"dlt_pages", "dlt_arrow"}
+    return [key for key in ROUND_ORDER if key in wanted]
+
+
+def _ratios(numerators: list[dict], denominators: list[dict]) -> list[float]:
+    """Wall time over wall time, round by round, for the rounds in which both ran."""
+    return [round(a["wall_s"] / b["wall_s"], 2) for a, b in zip(numerators, denominators)]
+
+
+def run_in_rounds(results: dict, sections: set[str], rounds: int, repeat: int, sizes: list[int]) -> None:
+    """The floor, Tributary and dlt's batched settings in rounds (floor, Tributary, dlt pages,
+    dlt Arrow; again ...), so that every ratio compares runs taken at the same moments: on a
+    shared machine the speed drifts by a third over minutes, and blocks of runs minutes apart
+    would put that drift into the ratios. dlt runs in the first --repeat rounds (each of its runs
+    takes a minute); the floor and Tributary in all --pairs rounds."""
+    keys = _round_keys(sections)
     encoder, version = bench_floor.fastest_encoder()
-    print(f"\nThe floor: build the same records and write them as JSON lines, nothing else; and\n{TRIBUTARY_TITLE}\n"
-          f"(runs taken in alternation: floor, Tributary, floor, ...)", flush=True)
+    print(f"\nIn rounds ({', '.join(report.SHORT[k] for k in keys)}; again ...):\n"
+          f"  floor      build the same records and write them as JSON lines, nothing else\n"
+          f"  tributary  {TRIBUTARY_TITLE}", flush=True)
+    if any(k.startswith("dlt_") for k in keys):
+        import bench_dlt
+
+        print(f"  dlt {results['environment']['versions']['dlt']} into DuckDB, the same records:\n"
+              + "\n".join(f"    {k:<8} {bench_dlt.SETTINGS[k]}" for k in ("pages", "arrow")), flush=True)
     for n in sizes:
-        floors, ours = [], []
-        for _ in range(repeat):
-            floors.append(bench_floor.one_run(encoder, n, sys.executable))
-            ours.append(bench_engine.one_run(n))
-        floor = results["throughput"].setdefault("floor", {})[str(n)] = bench_floor.summarize(n, floors, encoder, version)
-        fig = results["throughput"].setdefault("tributary", {})[str(n)] = bench_engine.summarize(n, ours)
-        fig["floor_ratio_by_pair"] = [round(t["wall_s"] / f["wall_s"], 2) for f, t in zip(floors, ours)]
-        _print_floor(floor)
-        _print_tributary(fig)
-        ratios = fig["floor_ratio_by_pair"]
-        print(f"  {'':<30} Tributary / floor, run by run: {' '.join(f'{r:.2f}' for r in ratios)} "
+        runs: dict[str, list[dict]] = {key: [] for key in keys}
+        for number in range(1, rounds + 1):
+            for key in keys:
+                if key.startswith("dlt_") and number > repeat:
+                    continue
+                runs[key].append(_one_run(key, n, encoder))
+            print(f"  {n:>9,} records, round {number}: "
+                  + ", ".join(f"{report.SHORT[k]} {runs[k][-1]['wall_s']:.2f} s" for k in keys if len(runs[k]) == number),
+                  flush=True)
+        figures = {key: _summarize(key, n, runs[key], encoder, version) for key in keys}
+        for key, fig in figures.items():
+            results["throughput"].setdefault(key, {})[str(n)] = fig
+        _print_round_figures(figures, runs)
+
+
+def _print_round_figures(figures: dict, runs: dict) -> None:
+    ours = figures.get("tributary")
+    for key, fig in figures.items():
+        if key == "floor":
+            _print_floor(fig)
+        elif key == "tributary":
+            _print_tributary(fig)
+        else:
+            print(_line(report.SHORT[key], fig), flush=True)
+    if not ours:
+        return
+    if "floor" in figures:
+        ratios = ours["floor_ratio_by_pair"] = _ratios(runs["tributary"], runs["floor"])
+        print(f"  {'':<30} Tributary / floor, round by round: {' '.join(f'{r:.2f}' for r in ratios)} "
               f"(median {statistics.median(ratios):.2f}x)", flush=True)
+    for key in (k for k in figures if k.startswith("dlt_")):
+        ratios = ours.setdefault("dlt_ratio_by_round", {})[key] = _ratios(runs[key], runs["tributary"])
+        print(f"  {'':<30} Tributary's records/s over {report.SHORT[key]}'s, round by round: "
+              f"{' '.join(f'{r:.2f}' for r in ratios)}x (median {statistics.median(ratios):.2f}x)", flush=True)
 
 
 def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: bool) -> None:
     import bench_dlt
 
+    measured = results["throughput"]
     print(f"\ndlt {results['environment']['versions']['dlt']} into DuckDB, the same records, each setting a separate "
-          "process:\n" + "\n".join(f"  {k:<8} {v}" for k, v in bench_dlt.SETTINGS.items()),
-          flush=True)
+          "process" + (" (its batched settings ran in the rounds above)" if "dlt_pages" in measured else "") + ":\n"
+          + "\n".join(f"  {k:<8} {v}" for k, v in bench_dlt.SETTINGS.items()), flush=True)
     for setting in ("arrow", "pages", "default"):
         key = f"dlt_{setting}"
         for n in sizes:
+            if str(n) in measured.get(key, {}):
+                continue
             runs = repeat
             if setting == "default" and n == report.LARGE and not full:
                 if quick:
@@ -202,8 +267,8 @@ def main() -> None:
                      help="measure dlt's default setting at 1,000,000 records --repeat times, not once")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
     parser.add_argument("--pairs", type=int, default=PAIRS,
-                        help=f"floor and Tributary runs, taken in alternation, per size (default {PAIRS}, at least "
-                             "--repeat): their ratio is the closest call of the targets")
+                        help=f"rounds of floor and Tributary runs per size (default {PAIRS}, at least --repeat); "
+                             "dlt's batched settings join the first --repeat rounds")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES,
                         help="record counts (default 100000 1000000; the targets need both of those)")
@@ -227,18 +292,17 @@ def main() -> None:
           f"Python {versions['python']}, DuckDB {versions['duckdb']}, dlt {versions['dlt']}, Tributary {versions['tributary']}")
     mode = "--quick" if args.quick else "--full" if args.full else "default mode: dlt's default setting at 1M in 1 run"
     print(f"each figure: median of {args.repeat} runs ({mode}); the floor and Tributary: "
-          f"{max(args.pairs, args.repeat)} each, in alternation")
+          f"{max(args.pairs, args.repeat)} each; runs taken in rounds")
     load = machine["load_average_at_start"]
     if load and load[0] > 0.25 * (machine["cpu_count"] or 1):
         print(f"note: load average {load[0]} at start: other processes are using the CPUs, so every figure here "
               "is slower than on an idle machine (the ratios suffer less)")
 
-    if {"floor", "tributary"} <= sections:
-        run_floor_and_tributary(results, max(args.pairs, args.repeat), args.sizes)
+    if "tributary" in sections:
+        rounds = max(args.pairs, args.repeat) if "floor" in sections else args.repeat
+        run_in_rounds(results, sections, rounds, args.repeat, args.sizes)
     elif "floor" in sections:
         run_floor(results, args.repeat, args.sizes)
-    elif "tributary" in sections:
-        run_tributary(results, args.repeat, args.sizes)
     if "dlt" in sections:
         run_dlt(results, args.repeat, args.sizes, args.quick, args.full)
     if "latency" in sections:
