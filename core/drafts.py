@@ -84,3 +84,17 @@ def list_drafts(owner: str, kind: str | None = None) -> list[dict]:
             continue
         drafts.append(document)
     return sorted(drafts, key=lambda d: d.get("saved_at", ""), reverse=True)
+
+
+def dependency_sets() -> list[list[str]]:
+    """The dependencies of every draft, whoever owns it: their environments are in use."""
+    folder = _drafts_dir()
+    sets = []
+    for path in folder.glob("*.json") if folder.exists() else []:
+        try:
+            dependencies = json.loads(path.read_text(encoding="utf-8")).get("dependencies")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue  # a file being replaced right now, or not ours
+        if isinstance(dependencies, list):
+            sets.append([str(dep) for dep in dependencies])
+    return sets

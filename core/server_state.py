@@ -58,11 +58,28 @@ def _remove_docker_leftovers() -> None:
         log.info("removed %d dependency image(s) built on an earlier runner image: %s", len(images), ", ".join(images))
 
 
+def _remove_unused_environments() -> None:
+    """Remove the dependency environments (subprocess runner) that no feed or draft names and
+    that nothing has used for two weeks (runners/envs.py)."""
+    from core import drafts, feeds
+    from runners.envs import remove_unused_environments
+
+    named = [list(feed.dependencies) for feed in feeds.list_feeds()] + drafts.dependency_sets()
+    try:
+        removed = remove_unused_environments(get_settings().envs_dir, named)
+    except OSError as exc:  # a disk problem must not stop the app; the next start-up tries again
+        log.warning("dependency environments not checked: %s", exc)
+        return
+    if removed:
+        log.info("removed %d dependency environment(s) no feed or draft uses: %s", len(removed), ", ".join(removed))
+
+
 def start_services() -> dict:
     """Migrate the store, free the feeds of runs a dead process left active, send the
     notifications it left pending, remove the containers such runs left and the dependency
-    images of an earlier runner image (docker runner), start the scheduler with the run queue,
-    and the demo API (unless TRIBUTARY_DEMO_API=0).
+    images of an earlier runner image (docker runner), remove the dependency environments
+    nothing uses any more (subprocess runner), start the scheduler with the run queue, and the
+    demo API (unless TRIBUTARY_DEMO_API=0).
     Idempotent within a process."""
     global _demo_api, _started
     with _lock:
@@ -78,6 +95,7 @@ def start_services() -> dict:
             log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
         if settings.runner == "docker":
             _remove_docker_leftovers()
+        _remove_unused_environments()
         scheduler.start()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)
