@@ -35,11 +35,19 @@ def _start_demo_api(port: int) -> DemoAPI | None:
         return None
 
 
-def _remove_docker_leftovers() -> None:
+def _named_dependency_sets() -> list[list[str]]:
+    """The dependency sets that feeds and drafts name: their environments and images stay."""
+    from core import drafts, feeds
+
+    return [list(feed.dependencies) for feed in feeds.list_feeds()] + drafts.dependency_sets()
+
+
+def _remove_docker_leftovers(named: list[list[str]]) -> None:
     """Remove the containers of runs a dead process left on the engine, and the dependency
-    images an earlier runner image left (no run can use them again). An unreachable engine
-    must not stop the app: the Settings page and each docker run report it, the first run that
-    reaches the engine removes such containers then, and the images wait for the next start."""
+    images no run can use again (an earlier runner image's) or that nothing named or used for
+    two weeks. An unreachable engine must not stop the app: the Settings page and each docker
+    run report it, the first run that reaches the engine removes such containers then, and the
+    images wait for the next start."""
     try:
         from runners.docker_runner import remove_leftovers, remove_old_images
 
@@ -50,21 +58,20 @@ def _remove_docker_leftovers() -> None:
     if removed:
         log.warning("removed %d container(s) left by runs of a process that died: %s", len(removed), ", ".join(removed))
     try:
-        images = remove_old_images()
+        images = remove_old_images(named)
     except TributaryError as exc:
         log.warning("docker runner: old dependency images not checked: %s", exc)
         return
     if images:
-        log.info("removed %d dependency image(s) built on an earlier runner image: %s", len(images), ", ".join(images))
+        log.info("removed %d dependency image(s) no run can use or nothing used for two weeks: %s", len(images),
+                 ", ".join(images))
 
 
-def _remove_unused_environments() -> None:
+def _remove_unused_environments(named: list[list[str]]) -> None:
     """Remove the dependency environments (subprocess runner) that no feed or draft names and
     that nothing has used for two weeks (runners/envs.py)."""
-    from core import drafts, feeds
     from runners.envs import remove_unused_environments
 
-    named = [list(feed.dependencies) for feed in feeds.list_feeds()] + drafts.dependency_sets()
     try:
         removed = remove_unused_environments(get_settings().envs_dir, named)
     except OSError as exc:  # a disk problem must not stop the app; the next start-up tries again
@@ -77,8 +84,8 @@ def _remove_unused_environments() -> None:
 def start_services() -> dict:
     """Migrate the store, free the feeds of runs a dead process left active, send the
     notifications it left pending, remove the containers such runs left and the dependency
-    images of an earlier runner image (docker runner), remove the dependency environments
-    nothing uses any more (subprocess runner), start the scheduler with the run queue, and the
+    images no run can use or nothing used for two weeks (docker runner), remove the dependency
+    environments nothing used for two weeks (subprocess runner), start the scheduler with the run queue, and the
     demo API (unless TRIBUTARY_DEMO_API=0).
     Idempotent within a process."""
     global _demo_api, _started
@@ -93,9 +100,10 @@ def start_services() -> dict:
         resumed = watchers.resume_left_deliveries()
         if resumed:
             log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
+        named = _named_dependency_sets()
         if settings.runner == "docker":
-            _remove_docker_leftovers()
-        _remove_unused_environments()
+            _remove_docker_leftovers(named)
+        _remove_unused_environments(named)
         scheduler.start()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)

@@ -5,6 +5,8 @@ the base's virtual environment, tagged by a hash of the base image and the set.
 The first run that needs a set builds its image, streaming the build's output into the run's
 log; later runs reuse it. A lock file per set makes two runs that need the same new set at
 once (threads or processes of this data dir) build it once: the second waits, then reuses.
+Each run opens (and so touches) its set's lock file: its time is the set's last use, which
+remove_unused_images() reads.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import collections
 import fcntl
 import hashlib
 import io
+import os
 import re
 import tarfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -25,7 +30,7 @@ from docker.utils import parse_repository_tag
 
 from core.errors import TributaryError
 from core.settings import Settings
-from runners.envs import DependencyInstallError
+from runners.envs import UNUSED_FOR_S, DependencyInstallError
 
 CA_IN_IMAGE_BUILD = "build-ca.crt"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -127,9 +132,9 @@ def ensure_image(engine: docker.DockerClient, streaming: docker.DockerClient, se
     if not deps:
         return base.id
     tag = dependency_tag(settings.docker_image, base.id, deps)
-    locks = settings.data_dir / "docker-builds"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{tag.rpartition(':')[2]}.lock", "w") as lock:
+    lock_path = _lock_path(settings, tag)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:  # opening it for writing marks the set's last use
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second run with the same set waits, then reuses
         try:
             image = engine.images.get(tag)
@@ -146,6 +151,10 @@ def ensure_image(engine: docker.DockerClient, streaming: docker.DockerClient, se
         context = _context(base.id, base.attrs["Config"].get("User", ""), deps, ca_bundle)
         _build(streaming, tag, context, labels, network, build_args, on_log)
         return engine.images.get(tag).id
+
+
+def _lock_path(settings: Settings, tag: str) -> Path:
+    return settings.data_dir / "docker-builds" / f"{tag.rpartition(':')[2]}.lock"
 
 
 def remove_stale_images(engine: docker.DockerClient, settings: Settings) -> list[str]:
@@ -172,3 +181,66 @@ def remove_stale_images(engine: docker.DockerClient, settings: Settings) -> list
                 continue  # in use by a container, or removed meanwhile by another process
             removed.append(tag)
     return removed
+
+
+def remove_unused_images(engine: docker.DockerClient, settings: Settings, named: Iterable[list[str]],
+                         unused_for_s: float = UNUSED_FOR_S, now: float | None = None) -> list[str]:
+    """Remove the dependency images of the current base whose set no feed or draft names
+    (`named`: their dependencies) and that no run has used for unused_for_s (by the set's lock
+    file, or the image's build for a set no run of this data dir used): as with the subprocess
+    runner's environments (runners/envs.py), each may hold hundreds of megabytes, and a draft
+    makes a new set with every change to its dependencies. A set being built or starting a run
+    holds its lock and is left; an image a container uses is too. Returns the tags removed."""
+    try:
+        base = base_image(engine, settings)
+    except RunnerImageMissing:
+        return []
+    prefix = parse_repository_tag(settings.docker_image)[0] + "-deps:"
+    keep = {dependency_tag(settings.docker_image, base.id, deps) for deps in named if normalised(deps)}
+    cutoff = (time.time() if now is None else now) - unused_for_s
+    removed = []
+    for image in engine.images.list(filters={"label": f"tributary.base-image={base.id}"}):
+        for tag in image.tags:
+            if not tag.startswith(prefix) or tag in keep or _last_used(image, _lock_path(settings, tag)) > cutoff:
+                continue
+            if _remove_unless_used(engine, tag, _lock_path(settings, tag), image, cutoff):
+                removed.append(tag)
+    return removed
+
+
+def _remove_unless_used(engine: docker.DockerClient, tag: str, lock_path: Path, image, cutoff: float) -> bool:
+    if not lock_path.exists():
+        return _remove(engine, tag)
+    with open(lock_path, "a") as lock:  # "a": reading the time must not change it
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a run is taking the image right now
+        if _last_used(image, lock_path) > cutoff:
+            return False  # used while the lock was being taken
+        return _remove(engine, tag)
+
+
+def _remove(engine: docker.DockerClient, tag: str) -> bool:
+    try:
+        engine.images.remove(tag)
+        return True
+    except (DockerException, requests.RequestException):
+        return False  # a container uses it, or another process removed it meanwhile
+
+
+def _last_used(image, lock_path: Path) -> float:
+    """The set's last use: its lock file's time, or the image's build."""
+    try:
+        return os.stat(lock_path).st_mtime
+    except FileNotFoundError:
+        return _created(image)
+
+
+def _created(image) -> float:
+    # Docker writes nanoseconds ("2026-11-27T04:05:06.123456789Z"); Python reads microseconds.
+    text = re.sub(r"(\.\d{6})\d*", r"\1", image.attrs.get("Created", "")).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return float("inf")  # unknown: never judged unused

@@ -44,7 +44,7 @@ from runners.docker_engine import (
     ping,
     remove_leftovers_once,
 )
-from runners.docker_images import base_image, ensure_image, remove_stale_images
+from runners.docker_images import base_image, ensure_image, remove_stale_images, remove_unused_images
 
 SANDBOX_UID = 10001  # the `tributary` user of docker/Dockerfile
 CONTAINER_WORK_DIR = "/work"
@@ -299,7 +299,13 @@ def remove_leftovers() -> list[str]:
     return remove_leftovers_once(ping())
 
 
-def remove_old_images() -> list[str]:
+def remove_old_images(named: list[list[str]] | None = None) -> list[str]:
     """For the app's start-up: remove the dependency images an earlier base image left (see
-    remove_stale_images); their tags. Raises DockerUnavailable without an engine."""
-    return remove_stale_images(ping(), get_settings())
+    remove_stale_images) and, given the dependency sets feeds and drafts name, those of the
+    current base that nothing named or used for two weeks (remove_unused_images); their tags.
+    Raises DockerUnavailable without an engine."""
+    engine, settings = ping(), get_settings()
+    removed = remove_stale_images(engine, settings)
+    if named is not None:
+        removed += remove_unused_images(engine, settings, named)
+    return removed

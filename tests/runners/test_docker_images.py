@@ -78,10 +78,11 @@ def test_the_configured_ca_bundle_is_what_the_container_trusts(docker_runner, mo
 
 def _dependency_image(engine, repository: str, name: str, base_id: str, session_tag: str) -> str:
     """A small image labelled as a dependency image built on base_id (no pip: only the labels
-    matter to the clean-up); its tag."""
+    matter to the clean-up); its tag. The name is a label too, so that each is an image of its
+    own, as real sets are (tags of one image come off without any check)."""
     tag = f"{repository}-deps:{name}"
     dockerfile = (f"FROM {session_tag}\nLABEL tributary.role=dependencies tributary.base-image={base_id} "
-                  f"tributary.dependencies=tinydb\n")
+                  f"tributary.dependencies=tinydb tributary.test-name={name}\n")
     engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
     return tag
 
@@ -117,5 +118,57 @@ def test_dependency_images_of_an_earlier_runner_image_are_removed_at_start_up(do
         if _exists(engine.containers.get, container.id):
             container.remove(force=True)
         for tag in (current, in_use, other_install):
+            if _exists(engine.images.get, tag):
+                engine.images.remove(tag, force=True)
+
+
+def test_dependency_images_nothing_named_or_used_for_two_weeks_are_removed_at_start_up(docker_runner, monkeypatch,
+                                                                                         docker_session_image):
+    import fcntl
+    import os
+    import time
+    import uuid
+
+    from core.settings import get_settings
+    from runners.docker_images import dependency_tag, remove_unused_images
+
+    # A runner image of this test's own, so that the images other tests built stay.
+    engine = docker_engine()
+    own_base = f"tributary-runner-cleanup:{uuid.uuid4().hex[:10]}"
+    engine.images.build(fileobj=io.BytesIO(f"FROM {docker_session_image}\nLABEL tributary.test={own_base}\n".encode()),
+                        tag=own_base, rm=True, forcerm=True)
+    monkeypatch.setenv("TRIBUTARY_DOCKER_IMAGE", own_base)
+    settings = get_settings()
+    base = engine.images.get(own_base)
+    repository = own_base.rpartition(":")[0]
+
+    def image_of(dependencies: list[str]) -> tuple[str, Path]:
+        tag = dependency_tag(own_base, base.id, dependencies)
+        _dependency_image(engine, repository, tag.rpartition(":")[2], base.id, own_base)
+        return tag, settings.data_dir / "docker-builds" / f"{tag.rpartition(':')[2]}.lock"
+
+    # The clock stands two hours on and "unused" means an hour: every image here was built
+    # long enough ago, and what decides is the name, the last use, a lock and a container.
+    now, unused_for_s = time.time() + 7200, 3600
+    named, _ = image_of(["six==1.16.0"])
+    unnamed, _ = image_of(["tinydb==4.8.0"])
+    used_lately, used_lock = image_of(["tinydb==4.7.0"])
+    locked, held_lock = image_of(["tinydb==4.6.0"])
+    in_use, _ = image_of(["tinydb==4.5.0"])
+    for lock in (used_lock, held_lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.touch()
+    os.utime(used_lock, (now - 60, now - 60))  # a run opened it a minute ago
+    container = engine.containers.create(in_use, command=["true"])
+    tags = (named, unnamed, used_lately, locked, in_use)
+    try:
+        with open(held_lock, "a") as holder:  # a run taking this image right now
+            fcntl.flock(holder, fcntl.LOCK_EX)
+            removed = remove_unused_images(engine, settings, [["six==1.16.0"], []], unused_for_s, now)
+        assert removed == [unnamed]
+        assert [_exists(engine.images.get, t) for t in tags] == [True, False, True, True, True]
+    finally:
+        container.remove(force=True)
+        for tag in (*tags, own_base):
             if _exists(engine.images.get, tag):
                 engine.images.remove(tag, force=True)
