@@ -5,8 +5,8 @@ the base's virtual environment, tagged by a hash of the base image and the set.
 The first run that needs a set builds its image, streaming the build's output into the run's
 log; later runs reuse it. A lock file per set makes two runs that need the same new set at
 once (threads or processes of this data dir) build it once: the second waits, then reuses.
-Each run opens (and so touches) its set's lock file: its time is the set's last use, which
-remove_unused_images() reads.
+Each run opens (and so touches) its set's lock file in this data dir: its time is the set's
+last use, which remove_unused_images() reads.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from pathlib import Path
 
 import docker
@@ -186,11 +185,12 @@ def remove_stale_images(engine: docker.DockerClient, settings: Settings) -> list
 def remove_unused_images(engine: docker.DockerClient, settings: Settings, named: Iterable[list[str]],
                          unused_for_s: float = UNUSED_FOR_S, now: float | None = None) -> list[str]:
     """Remove the dependency images of the current base whose set no feed or draft names
-    (`named`: their dependencies) and that no run has used for unused_for_s (by the set's lock
-    file, or the image's build for a set no run of this data dir used): as with the subprocess
-    runner's environments (runners/envs.py), each may hold hundreds of megabytes, and a draft
-    makes a new set with every change to its dependencies. A set being built or starting a run
-    holds its lock and is left; an image a container uses is too. Returns the tags removed."""
+    (`named`: their dependencies) and that no run of this data dir has used for unused_for_s,
+    by the set's lock file: as with the subprocess runner's environments (runners/envs.py),
+    each may hold hundreds of megabytes, and a draft makes a new set with every change to its
+    dependencies. An image without a lock file here was built for another data dir on the same
+    engine and is its business; one being built or starting a run holds its lock, and one a
+    container uses cannot go: both stay. Returns the tags removed."""
     try:
         base = base_image(engine, settings)
     except RunnerImageMissing:
@@ -201,46 +201,31 @@ def remove_unused_images(engine: docker.DockerClient, settings: Settings, named:
     removed = []
     for image in engine.images.list(filters={"label": f"tributary.base-image={base.id}"}):
         for tag in image.tags:
-            if not tag.startswith(prefix) or tag in keep or _last_used(image, _lock_path(settings, tag)) > cutoff:
-                continue
-            if _remove_unless_used(engine, tag, _lock_path(settings, tag), image, cutoff):
+            if tag.startswith(prefix) and tag not in keep and _unused_here(_lock_path(settings, tag), cutoff, engine, tag):
                 removed.append(tag)
     return removed
 
 
-def _remove_unless_used(engine: docker.DockerClient, tag: str, lock_path: Path, image, cutoff: float) -> bool:
-    if not lock_path.exists():
-        return _remove(engine, tag)
-    with open(lock_path, "a") as lock:  # "a": reading the time must not change it
+def _unused_here(lock_path: Path, cutoff: float, engine: docker.DockerClient, tag: str) -> bool:
+    """Remove the image if this data dir's runs last used it before the cutoff; whether it went."""
+    if not _used_before(lock_path, cutoff):
+        return False
+    with open(lock_path, "a") as lock:  # "a": opening it must not mark a use
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # a run is taking the image right now
-        if _last_used(image, lock_path) > cutoff:
+        if not _used_before(lock_path, cutoff):
             return False  # used while the lock was being taken
-        return _remove(engine, tag)
+        try:
+            engine.images.remove(tag)
+            return True
+        except (DockerException, requests.RequestException):
+            return False  # a container uses it, or another process removed it meanwhile
 
 
-def _remove(engine: docker.DockerClient, tag: str) -> bool:
+def _used_before(lock_path: Path, cutoff: float) -> bool:
     try:
-        engine.images.remove(tag)
-        return True
-    except (DockerException, requests.RequestException):
-        return False  # a container uses it, or another process removed it meanwhile
-
-
-def _last_used(image, lock_path: Path) -> float:
-    """The set's last use: its lock file's time, or the image's build."""
-    try:
-        return os.stat(lock_path).st_mtime
+        return os.stat(lock_path).st_mtime < cutoff
     except FileNotFoundError:
-        return _created(image)
-
-
-def _created(image) -> float:
-    # Docker writes nanoseconds ("2026-11-27T04:05:06.123456789Z"); Python reads microseconds.
-    text = re.sub(r"(\.\d{6})\d*", r"\1", image.attrs.get("Created", "")).replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return float("inf")  # unknown: never judged unused
+        return False  # never used from this data dir

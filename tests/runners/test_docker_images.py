@@ -147,26 +147,27 @@ def test_dependency_images_nothing_named_or_used_for_two_weeks_are_removed_at_st
         _dependency_image(engine, repository, tag.rpartition(":")[2], base.id, own_base)
         return tag, settings.data_dir / "docker-builds" / f"{tag.rpartition(':')[2]}.lock"
 
-    # The clock stands two hours on and "unused" means an hour: every image here was built
-    # long enough ago, and what decides is the name, the last use, a lock and a container.
+    # The clock stands two hours on and "unused" means an hour: what decides is the name, the
+    # set's lock file (its time, whether it is held, whether this data dir has one) and a container.
     now, unused_for_s = time.time() + 7200, 3600
-    named, _ = image_of(["six==1.16.0"])
-    unnamed, _ = image_of(["tinydb==4.8.0"])
+    named, named_lock = image_of(["six==1.16.0"])
+    unnamed, unnamed_lock = image_of(["tinydb==4.8.0"])
     used_lately, used_lock = image_of(["tinydb==4.7.0"])
     locked, held_lock = image_of(["tinydb==4.6.0"])
-    in_use, _ = image_of(["tinydb==4.5.0"])
-    for lock in (used_lock, held_lock):
+    in_use, in_use_lock = image_of(["tinydb==4.5.0"])
+    of_another_data_dir, _ = image_of(["tinydb==4.4.0"])  # no lock file here
+    for lock in (named_lock, unnamed_lock, used_lock, held_lock, in_use_lock):
         lock.parent.mkdir(parents=True, exist_ok=True)
-        lock.touch()
-    os.utime(used_lock, (now - 60, now - 60))  # a run opened it a minute ago
+        lock.touch()  # a run used the set now, two hours before the clock
+    os.utime(used_lock, (now - 60, now - 60))  # a run opened it a minute before the clock
     container = engine.containers.create(in_use, command=["true"])
-    tags = (named, unnamed, used_lately, locked, in_use)
+    tags = (named, unnamed, used_lately, locked, in_use, of_another_data_dir)
     try:
         with open(held_lock, "a") as holder:  # a run taking this image right now
             fcntl.flock(holder, fcntl.LOCK_EX)
             removed = remove_unused_images(engine, settings, [["six==1.16.0"], []], unused_for_s, now)
         assert removed == [unnamed]
-        assert [_exists(engine.images.get, t) for t in tags] == [True, False, True, True, True]
+        assert [_exists(engine.images.get, t) for t in tags] == [True, False, True, True, True, True]
     finally:
         container.remove(force=True)
         for tag in (*tags, own_base):
