@@ -310,8 +310,10 @@ class _Staging:
     """While the script runs, each spool part it completes is moved out of its reach and
     handed to the stager of every destination that has one (see Stager), so that a large run's
     parsing and typing overlap with the script writing the next part. Nothing is loaded here.
-    The stagers are made on the follow thread: importing a destination's driver then overlaps
-    with the script's start instead of delaying it."""
+    The stagers are made on the follow thread, started once the sandbox has been launched:
+    importing a destination's driver then overlaps with the script's start instead of
+    delaying it (a thread importing meanwhile would hold the interpreter while the sandbox is
+    being laid out and launched)."""
 
     def __init__(self, run: Run, feed: Feed, job: ScriptJob, settings: Settings, log: _RunLog):
         self._feed, self._settings, self._log, self._run_id = feed, settings, log, run.id
@@ -321,6 +323,9 @@ class _Staging:
         self._done = threading.Event()
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def start(self) -> None:
+        """Begin following the spool: called once the sandbox is on its way."""
         self._thread.start()
 
     def _make_stagers(self) -> None:
@@ -349,7 +354,8 @@ class _Staging:
 
     def _stop(self) -> None:
         self._done.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def finish(self) -> list[Path]:
         """After the script succeeded: the remaining parts, then every part in order."""
@@ -375,8 +381,10 @@ class _Staging:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_script(run: Run, job: ScriptJob, log: _RunLog, settings: Settings) -> ScriptOutcome:
+def _run_script(run: Run, job: ScriptJob, log: _RunLog, settings: Settings,
+                on_started: Callable[[], None] = lambda: None) -> ScriptOutcome:
     handle = get_runner(settings.runner, settings).start(job, log)
+    on_started()
     with _handles_lock:
         _handles[run.id] = handle
     done = threading.Event()
@@ -452,7 +460,7 @@ def execute_run(run_id: str) -> Run:
     staging = None
     try:
         staging = _Staging(run, feed, job, settings, log)
-        outcome = _run_script(run, job, log, settings)
+        outcome = _run_script(run, job, log, settings, on_started=staging.start)
         if not outcome.ok:
             status = "cancelled" if outcome.status == "cancelled" else "failed"
             log.system(f"script {status}: {outcome.error}")

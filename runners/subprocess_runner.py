@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import select
 import signal
 import subprocess
 import threading
@@ -37,6 +38,27 @@ def scrubbed_environment(job: ScriptJob) -> dict[str, str]:
         PYTHONIOENCODING="utf-8",
     )
     return env
+
+
+def wait_for_exit(process: subprocess.Popen, timeout_s: float) -> int:
+    """The process's exit code, once it ends; TimeoutExpired after timeout_s.
+
+    Popen.wait(timeout) sleeps between checks (up to 50 ms), so a run would notice its script
+    ending up to that late. A pidfd becomes readable the moment the process ends."""
+    if process.poll() is not None:  # already ended (and reaped): its pid may belong to another process now
+        return process.returncode
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux 5.3 or later
+        return process.wait(timeout=timeout_s)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout_s * 1000))):
+            raise subprocess.TimeoutExpired(process.args, timeout_s)
+    finally:
+        os.close(pidfd)
+    return process.wait()
 
 
 def _limit_memory(limit_mb: int):
@@ -83,7 +105,7 @@ class SubprocessHandle(RunHandle):
 
     def wait(self) -> ScriptOutcome:
         try:
-            exit_code = self._process.wait(timeout=self._job.timeout_s)
+            exit_code = wait_for_exit(self._process, self._job.timeout_s)
         except subprocess.TimeoutExpired:
             self._timed_out = True
             self._kill_group()
