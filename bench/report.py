@@ -147,10 +147,19 @@ def _target(name: str, wanted: str, value: str, met: bool | None, distance: str 
     return {"target": name, "wanted": wanted, "measured": value, "status": status, "distance": "" if met else distance}
 
 
+def _needs(now_s: float, need_s: float) -> str:
+    """How far a wall time is from the one a target needs. A near miss is said in percent:
+    "1.0x faster" would hide it."""
+    factor = now_s / need_s
+    if factor < 1.5:
+        return f"needs {1 - need_s / now_s:.0%} less time: wall <= {need_s:.2f} s (now {now_s:.2f} s)"
+    return f"needs {factor:.1f}x faster: wall <= {need_s:.2f} s (now {now_s:.2f} s)"
+
+
 def _speedup_target(name: str, ours: dict, fig: dict, floor: dict | None, key: str) -> dict:
     ratio = ours["records_per_s"] / fig["records_per_s"]
     need_s = fig["wall_s"] / SPEEDUP_OVER_DLT
-    distance = f"needs {SPEEDUP_OVER_DLT / ratio:.1f}x faster: wall <= {need_s:.2f} s (now {ours['wall_s']:.2f} s)"
+    distance = _needs(ours["wall_s"], need_s)
     if floor and need_s < floor["wall_s"]:
         distance += (f"; below the floor's {floor['wall_s']:.2f} s, so out of reach for any tool that builds and "
                      f"serialises these records (the floor is only {fig['wall_s'] / floor['wall_s']:.1f}x faster than this setting)")
@@ -191,7 +200,7 @@ def evaluate_targets(results: dict) -> list[dict]:
         targets.append(_target(
             f"1M records: within {WITHIN_FLOOR:g}x the floor's time", f"<= {WITHIN_FLOOR:g}x",
             measured, multiple <= WITHIN_FLOOR,
-            f"needs {multiple / WITHIN_FLOOR:.1f}x faster: wall <= {WITHIN_FLOOR * floor['wall_s']:.2f} s"))
+            _needs(ours["wall_s"], WITHIN_FLOOR * floor["wall_s"])))
     else:
         targets.append(_target(f"1M records: within {WITHIN_FLOOR:g}x the floor", "", "", None))
     sizes = results.get("throughput", {}).get("tributary", {})
