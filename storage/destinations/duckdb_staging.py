@@ -4,9 +4,11 @@ A run's parts reach the stager one by one, while the script is still writing the
 (see core/runs.py). Each part is read by DuckDB with every field as raw JSON, its values typed
 by the same rules as the generic load (column_types.py: the run's set of value types per field,
 joined), converted with a check on every value, and written to a Parquet file in the run's
-staging directory. Once the script has ended, the parts left are typed in order but written
-side by side, one per core (DuckDB parses a part's JSON on one thread), and load() waits for
-them. Nothing touches the warehouse until load() inserts the staged files into the table in one
+staging directory. A part with the same fields as the last one is read with those fields
+directly, the read failing on a field more or less (it then takes the usual way): its sample is
+not read a second time just to name them. Once the script has ended, the parts left are typed
+in order but written side by side, one per core (DuckDB parses a part's JSON on one thread), and
+load() waits for them. Nothing touches the warehouse until load() inserts the staged files into the table in one
 transaction, after the script has succeeded.
 
 Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
@@ -37,6 +39,7 @@ _MAX_OBJECT = 16 * 1024 * 1024  # DuckDB's default; larger records take the gene
 _INTEGERS = "('BIGINT', 'UBIGINT')"
 _INT64_MAX = 2**63 - 1
 _FAIL = "error('tributary: a value outside the type of its field')"
+_OTHER_FIELD = "tributary: a field the last part did not have"
 _NULLS_CHECK = "_tributary_nulls"
 SAMPLE_ROWS = 10_000  # records read to guess a new field's type; the conversion checks every one
 FIELD_SAMPLE_ROWS = 100  # records whose keys name a part's fields; a key first seen later fails the read
@@ -199,8 +202,17 @@ def _only_nulls(fields: list[str]) -> str:
     return f"CASE WHEN {nulls} THEN NULL::BOOLEAN ELSE {_FAIL} END AS {_NULLS_CHECK}"
 
 
-def _select(source: str, fields: list[str], kinds: dict[str, ColumnType | None]) -> tuple[str, list[str]]:
-    """A part's values, each converted to its type and checked, and the fields it types."""
+def _no_other_fields(fields: list[str]) -> str:
+    """Select items that fail the read if the source has a column besides these fields (none
+    when it has not). A column missing from the source fails the binding instead."""
+    others = f"COLUMNS(* EXCLUDE ({', '.join(quote(f) for f in fields)}))"
+    return f"CASE WHEN {others} IS NULL THEN error('{_OTHER_FIELD}') ELSE error('{_OTHER_FIELD}') END"
+
+
+def _select(source: str, fields: list[str], kinds: dict[str, ColumnType | None],
+            only_these: bool = False) -> tuple[str, list[str]]:
+    """A part's values, each converted to its type and checked, and the fields it types.
+    only_these: the read fails if the source has any other field."""
     # Fields that held only nulls so far are left out: the insert reads them as NULL, in
     # whatever type they take later (union_by_name would otherwise make them text).
     typed = [f for f in fields if kinds[f] is not None]
@@ -208,7 +220,14 @@ def _select(source: str, fields: list[str], kinds: dict[str, ColumnType | None])
     nulls = [f for f in fields if kinds[f] is None]
     if nulls or not values:
         values.append(_only_nulls(nulls) if nulls else f"NULL AS {_NULLS_CHECK}")
+    if only_these:
+        values.append(_no_other_fields(fields))
     return f"SELECT {', '.join(values)} FROM {source}", typed
+
+
+def _other_fields(exc: duckdb.Error) -> bool:
+    """Whether a read with only_these failed on the part's fields rather than on a value."""
+    return isinstance(exc, duckdb.BinderException) or _OTHER_FIELD in str(exc)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select: str, target: Path) -> int:
@@ -236,6 +255,7 @@ class DuckDBStager(Stager):
         self.kinds: dict[str, ColumnType | None] = {}  # field -> its type in the staged parts
         self.staged: list[Path] = []
         self.present: set[str] = set()  # fields with a value in some staged file
+        self.last_fields: list[str] = []  # the fields of the last part staged, in its order
         self.finishing = False
         self.parts = 0
         self.rows = 0
@@ -273,7 +293,7 @@ class DuckDBStager(Stager):
         # every value against its type. Anything else costs a second, exact pass over the part
         # (its every field in order of first appearance, every value typed), never a wrong table.
         try:
-            fields, found, rows = self._stage_guessed(con, part, target)
+            fields, found, rows = self._stage_like_the_last(con, part, target) or self._stage_guessed(con, part, target)
         except (duckdb.InvalidInputException, duckdb.ConversionException):
             fields = discover_fields(con, part)
             self._check_names(fields)
@@ -281,8 +301,36 @@ class DuckDBStager(Stager):
             found = classify(con, source, fields)
             rows = self._stage(con, source, fields, self._joined(found), target)
         self._follow(found)
+        self.last_fields = fields
         self.staged.append(target)
         self.rows += rows
+
+    def _like_the_last(self, part: Path) -> tuple[str, list[str], list[str]] | None:
+        """The part's select, its fields and the ones it types, when it can be read with the
+        last part's fields, every one of them typed: the usual case, parts of one shape. The
+        read itself then checks the fields (a field more or less fails it), so the part's
+        sample is not read a second time to name them."""
+        fields = self.last_fields
+        if not fields or any(self.kinds.get(f) is None for f in fields):
+            return None
+        select, typed = _select(_sampled_source(part), fields, self.kinds, only_these=True)
+        return select, fields, typed
+
+    def _stage_like_the_last(self, con: duckdb.DuckDBPyConnection, part: Path, target: Path):
+        """Staged as _like_the_last reads it; None when its fields are not the last part's
+        (it takes the guess then). A value outside its type raises, as in the guess."""
+        like = self._like_the_last(part)
+        if like is None:
+            return None
+        select, fields, typed = like
+        try:
+            rows = _copy(con, select, target)
+        except duckdb.Error as exc:
+            if _other_fields(exc):
+                return None
+            raise
+        self.present.update(typed)
+        return fields, {f: set() for f in fields}, rows
 
     def _follow(self, found: dict[str, set[ColumnType]]) -> dict[str, ColumnType | None]:
         """Take a part's value types into the run's; each field's type for that part."""
@@ -299,8 +347,12 @@ class DuckDBStager(Stager):
         thread of its own. A part the guess does not fit is staged here, the usual way."""
         con = self._connection()
         try:
-            source, fields, found = self._guess(con, part)
-            select, typed = _select(source, fields, self._follow(found))
+            if like := self._like_the_last(part):  # a field more or less fails its write: staged again
+                select, fields, typed = like
+            else:
+                source, fields, found = self._guess(con, part)
+                select, typed = _select(source, fields, self._follow(found))
+                self.last_fields = fields
         except NotNative as exc:
             self._give_up(str(exc))
             return
