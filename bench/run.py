@@ -1,20 +1,19 @@
 """The one command behind `make bench`: Tributary's full run path against dlt and the floor,
 test-run latency per runner, the issue's targets, and the results written to bench/results/.
 
-    .venv/bin/python bench/run.py [--quick | --full] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
+    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
 
 Every throughput figure is the median of --repeat runs (3 by default); the floor's and
 Tributary's of --pairs runs (5 by default). The runs compared by the speed targets are taken in
 rounds (floor, Tributary, dlt pages, dlt Arrow; again ...), so that each ratio compares runs of
 the same minutes; dlt's batched settings run in the first --repeat rounds. Each run is a separate
-process timed from start to exit, with the peak RSS of its whole process tree. One exception,
-by default: dlt's default setting at 1,000,000 records is measured in a single run, because
-one run took 4.5 to 6.5 minutes and 6.5 to 7.2 GB on the 2-core machine (depending on what
-else ran); three would push `make bench` past 20 minutes (one takes 11 to 14). The
-output, the results and the table say "1 run" next to that figure. --full measures it --repeat times like the rest;
+process timed from start to exit, with the peak RSS of its whole process tree. dlt's default
+setting at 1,000,000 records is the slow one: a run takes 4 to 6.5 minutes and about 7 GB on
+the 2-core machine, so its three runs make most of the 20 minutes `make bench` takes. --once
+measures it in one run (the output, the results and the table then say "1 run" next to it);
 --quick leaves it out. Nothing is extrapolated: dlt's default setting does not scale linearly
 (its 100,000-record run already peaks at about 5 GB), so a figure scaled up from a smaller
-run would be wrong. The targets compare against dlt's batched settings, always measured.
+run would be wrong.
 """
 
 from __future__ import annotations
@@ -194,7 +193,7 @@ def _print_round_figures(figures: dict, runs: dict) -> None:
               f"{' '.join(f'{r:.2f}' for r in ratios)}x (median {statistics.median(ratios):.2f}x)", flush=True)
 
 
-def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: bool) -> None:
+def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, once: bool) -> None:
     import bench_dlt
 
     measured = results["throughput"]
@@ -207,14 +206,14 @@ def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, full: boo
             if str(n) in measured.get(key, {}):
                 continue
             runs = repeat
-            if setting == "default" and n == report.LARGE and not full:
-                if quick:
-                    results["skipped"].append(f"{report.CONTENDERS[key]} at {n:,} records (--quick)")
-                    print(f"  {report.SHORT[key]:<30} {n:>9,} records  left out by --quick", flush=True)
-                    continue
-                runs = 1
-                print(f"  ({bench_dlt.SETTINGS[setting]} at {n:,} records: 1 run, several minutes; --full for "
-                      f"{repeat})", flush=True)
+            if setting == "default" and n == report.LARGE and quick:
+                results["skipped"].append(f"{report.CONTENDERS[key]} at {n:,} records (--quick)")
+                print(f"  {report.SHORT[key]:<30} {n:>9,} records  left out by --quick", flush=True)
+                continue
+            if setting == "default" and n == report.LARGE:
+                runs = 1 if once else repeat
+                print(f"  ({bench_dlt.SETTINGS[setting]} at {n:,} records: {runs} run(s) of several minutes each"
+                      + ("" if once else "; --once for 1") + ")", flush=True)
             fig = results["throughput"].setdefault(key, {})[str(n)] = bench_dlt.measure(setting, n, runs)
             print(_line(report.SHORT[key], fig), flush=True)
 
@@ -263,8 +262,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     how = parser.add_mutually_exclusive_group()
     how.add_argument("--quick", action="store_true", help="leave out dlt's default setting at 1,000,000 records")
-    how.add_argument("--full", action="store_true",
-                     help="measure dlt's default setting at 1,000,000 records --repeat times, not once")
+    how.add_argument("--once", action="store_true",
+                     help="measure dlt's default setting at 1,000,000 records in one run, not --repeat (saves about "
+                          "10 minutes)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is reported (default 3)")
     parser.add_argument("--pairs", type=int, default=PAIRS,
                         help=f"rounds of floor and Tributary runs per size (default {PAIRS}, at least --repeat); "
@@ -285,12 +285,12 @@ def main() -> None:
     environment = report.environment()
     machine, versions = environment["machine"], environment["versions"]
     results = {"started_at": report.now_iso(), "settings": {"repeat": args.repeat, "pairs": max(args.pairs, args.repeat),
-               "quick": args.quick, "full": args.full,
+               "quick": args.quick, "once": args.once,
                "sections": sorted(sections), "sizes": args.sizes}, "environment": environment,
                "throughput": {}, "latency": {}, "skipped": []}
     print(f"Tributary benchmarks on {machine['cpu_count']} CPUs ({machine['cpu_model']}), {machine['memory_gb']} GB; "
           f"Python {versions['python']}, DuckDB {versions['duckdb']}, dlt {versions['dlt']}, Tributary {versions['tributary']}")
-    mode = "--quick" if args.quick else "--full" if args.full else "default mode: dlt's default setting at 1M in 1 run"
+    mode = "--quick" if args.quick else "--once: dlt's default setting at 1M in 1 run" if args.once else "every figure"
     print(f"each figure: median of {args.repeat} runs ({mode}); the floor and Tributary: "
           f"{max(args.pairs, args.repeat)} each; runs taken in rounds")
     load = machine["load_average_at_start"]
@@ -304,7 +304,7 @@ def main() -> None:
     elif "floor" in sections:
         run_floor(results, args.repeat, args.sizes)
     if "dlt" in sections:
-        run_dlt(results, args.repeat, args.sizes, args.quick, args.full)
+        run_dlt(results, args.repeat, args.sizes, args.quick, args.once)
     if "latency" in sections:
         run_latency(results)
 
