@@ -168,13 +168,24 @@ def staged_kind(seen: set[ColumnType]) -> ColumnType | None:
     return kind
 
 
-def _converted(field: str, kind: ColumnType) -> str:
+def _exactly(field: str) -> str:
+    """The field's column, matched by its exact name. DuckDB binds a plain column name without
+    regard to case: "id" would read a column "ID". Each ASCII sign goes in a class of its own so
+    that nothing in the name acts as a regular expression."""
+    signs = "".join(f"[{chr(92) + ch if ch in chr(92) + '[]^-' else ch}]" if ch.isascii() and not ch.isalnum() else ch
+                    for ch in field)
+    return f"COLUMNS('^{_text(signs)}$')"
+
+
+def _converted(field: str, kind: ColumnType, column: str | None = None) -> str:
     """The typed value of one raw JSON field, or error() when a value falls outside the type.
+    column: how to refer to the field's column (its quoted name by default).
 
     The tests read the value's JSON text (DuckDB's own serialisation: strings quoted, numbers
     with a fraction or exponent hold '.', 'e' or 'E', integers none) rather than asking
     json_type(), which parses every value again and made staging half as fast."""
-    col, text = quote(field), f"({quote(field)}::VARCHAR)"
+    col = column or quote(field)
+    text = f"({col}::VARCHAR)"
     fractional = f"(contains({text}, '.') OR contains({text}, 'e') OR contains({text}, 'E'))"
     value = {
         ColumnType.BOOLEAN: f"WHEN {text} = 'true' THEN true WHEN {text} = 'false' THEN false",
@@ -204,7 +215,8 @@ def _only_nulls(fields: list[str]) -> str:
 
 def _no_other_fields(fields: list[str]) -> str:
     """Select items that fail the read if the source has a column besides these fields (none
-    when it has not). A column missing from the source fails the binding instead."""
+    when it has not). A column missing from the source fails the binding instead. (EXCLUDE
+    ignores case: _exactly catches a name differing only in case.)"""
     others = f"COLUMNS(* EXCLUDE ({', '.join(quote(f) for f in fields)}))"
     return f"CASE WHEN {others} IS NULL THEN error('{_OTHER_FIELD}') ELSE error('{_OTHER_FIELD}') END"
 
@@ -216,7 +228,10 @@ def _select(source: str, fields: list[str], kinds: dict[str, ColumnType | None],
     # Fields that held only nulls so far are left out: the insert reads them as NULL, in
     # whatever type they take later (union_by_name would otherwise make them text).
     typed = [f for f in fields if kinds[f] is not None]
-    values = [f"{_converted(f, kinds[f])} AS {quote(f)}" for f in typed]
+    # Read with only_these, the part's columns must bear the fields' exact names, case included.
+    # (An alias of a COLUMNS expression may refer to the regex's groups: a backslash is doubled.)
+    values = [f"{_converted(f, kinds[f], _exactly(f))} AS {quote(f.replace(chr(92), chr(92) * 2))}" if only_these
+              else f"{_converted(f, kinds[f])} AS {quote(f)}" for f in typed]
     nulls = [f for f in fields if kinds[f] is None]
     if nulls or not values:
         values.append(_only_nulls(nulls) if nulls else f"NULL AS {_NULLS_CHECK}")
@@ -433,6 +448,9 @@ class DuckDBStager(Stager):
         identities = [rules.identity(f) for f in fields]
         if len(set(identities)) < len(identities) or reserved & set(identities):
             raise NotNative("field names that would share a column, or Tributary's audit columns")
+        earlier = {rules.identity(f): f for f in self.kinds}
+        if any(earlier.get(identity, f) != f for identity, f in zip(identities, fields)):
+            raise NotNative("a field whose name differs only in case from an earlier part's")
         for f in fields:
             if rules.name(f) != f:
                 raise NotNative(f"field {f!r} needs another column name")
