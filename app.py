@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core import server_state, webhooks
-from core.access import LocalOnlyMiddleware
+from app_pages.access import LocalOnlyMiddleware
 
 UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
 MAX_WEBHOOK_BODY = 1024 * 1024  # a trigger's payload is a small JSON object

@@ -4,8 +4,8 @@ the Parquet datasets, and records loaded per run per feed."""
 import streamlit as st
 
 from app_pages.parts.common import count_of
-from core.errors import TributaryError
-from core.warehouse_browser import (
+from common.errors import TributaryError
+from app_pages.view_models.warehouse_browser import (
     embedded_warehouse,
     example_query,
     list_tables,

@@ -6,10 +6,10 @@ import streamlit as st
 from app_pages.parts import editor
 from app_pages.parts.common import forget_keys, owner, saved_time, show_flash
 from app_pages.parts.stage_import import EDITOR_GENERATION
-from core import feed_editor
-from core.errors import NotFound
+from app_pages.view_models import feed_editor
+from common.errors import NotFound
 from core.feeds import list_feeds
-from core.test_sessions import forget_test
+from app_pages.view_models.test_sessions import forget_test
 
 CURRENT = "editor:edit-draft"
 

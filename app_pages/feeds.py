@@ -7,12 +7,12 @@ from app_pages.parts.common import flash, show_flash, status_badge, when
 from app_pages.parts.run_panel import render_run_log
 from app_pages.parts.test_panel import render_live_logs, render_result
 from app_pages.parts.trigger_webhook import show_new_tokens
-from core.errors import Conflict, NotFound, TributaryError
-from core.feed_editor import summarise_test
-from core.feed_overview import STATUS_CHOICES, FeedRow, all_tags, feed_rows
+from common.errors import Conflict, NotFound, TributaryError
+from app_pages.view_models.feed_editor import summarise_test
+from app_pages.view_models.feed_overview import STATUS_CHOICES, FeedRow, all_tags, feed_rows
 from core.feeds import delete_feed, set_paused
 from core.runs import start_run
-from core.test_sessions import current_test, start_feed_test
+from app_pages.view_models.test_sessions import current_test, start_feed_test
 
 WATCHED_RUN = "feeds:watched-run"  # (feed, run id) started from this page
 TESTED_FEED = "feeds:tested-feed"

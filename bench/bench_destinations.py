@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.warehouse_settings import PostgresSettings
+from storage.destinations.settings import PostgresSettings
 from storage.destinations.base import LoadRequest
 from storage.destinations.duckdb import DuckDBDestination
 from storage.destinations.postgres import PostgresDestination

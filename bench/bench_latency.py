@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runners import EXAMPLE, WARM_UP_RUNS, demo_host, measure  # noqa: E402
 
-from core.errors import TributaryError  # noqa: E402  (bench_runners put the project on sys.path)
+from common.errors import TributaryError  # noqa: E402  (bench_runners put the project on sys.path)
 from demo.api import DemoAPI  # noqa: E402
 
 

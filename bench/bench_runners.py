@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.errors import TributaryError  # noqa: E402
+from common.errors import TributaryError  # noqa: E402
 from core.runs import TestRequest, test_script  # noqa: E402
 from demo.api import DemoAPI  # noqa: E402
 from runners import get_runner  # noqa: E402

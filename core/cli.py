@@ -19,7 +19,7 @@ from core import connections as connections_service
 from core import feeds as feeds_service
 from core import runs as runs_service
 from core import state as state_service
-from core.errors import TributaryError, ValidationError
+from common.errors import TributaryError, ValidationError
 
 
 def _read_text(value: str) -> str:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from sqlmodel import select
 
-from core.errors import Conflict, NotFound, ValidationError
-from core.models import Connection, Feed, utcnow
-from core.secrets import MASK, decrypt_json, encrypt_json, secret_strings
+from common.errors import Conflict, NotFound, ValidationError
+from storage.models import Connection, Feed, utcnow
+from common.secrets import MASK, decrypt_json, encrypt_json, secret_strings
 from core.validation import AUTH_TYPES, connection_name_problems, raise_if
 from storage.db import session_scope
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from core.models import utcnow
-from core.settings import get_settings
+from storage.models import utcnow
+from common.settings import get_settings
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0

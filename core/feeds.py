@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field, fields
 from sqlmodel import select
 
 from core import watchers
-from core.errors import Conflict, NotFound, ValidationError
-from core.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
-from core.settings import get_settings
+from common.errors import Conflict, NotFound, ValidationError
+from storage.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
+from common.settings import get_settings
 from core.validation import (
     LOAD_TYPES,
     dependency_problems,

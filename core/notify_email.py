@@ -11,7 +11,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from core.settings import Settings
+from common.settings import Settings
 
 TIMEOUT_S = 10
 

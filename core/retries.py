@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core import dispatch, events
-from core.errors import Conflict
-from core.models import Feed, Run, utcnow
+from common.errors import Conflict
+from storage.models import Feed, Run, utcnow
 from storage.db import session_scope
 
 

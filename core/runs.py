@@ -24,12 +24,12 @@ from sqlmodel import select, update
 
 from core import events
 from core.connections import get_connection, get_connection_by_id, sandbox_material
-from core.errors import Conflict, NotFound, TributaryError, ValidationError
-from core.models import ActiveRun, Feed, FeedState, Run, utcnow
-from core.settings import Settings, get_settings
+from common.errors import Conflict, NotFound, TributaryError, ValidationError
+from storage.models import ActiveRun, Feed, FeedState, Run, utcnow
+from common.settings import Settings, get_settings
 from core.state import current_state_in
 from core.validation import dependency_problems, raise_if
-from core.workers import died, worker_id
+from common.process import died, worker_id
 from runners import get_runner
 from runners.base import ScriptJob, ScriptOutcome
 from runners.parts import PartCollector

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from sqlmodel import select, update
 
 from core import dispatch, triggers
-from core.errors import Conflict
-from core.models import Feed, ScheduleSlot, utcnow
-from core.settings import get_settings
+from common.errors import Conflict
+from storage.models import Feed, ScheduleSlot, utcnow
+from common.settings import get_settings
 from storage.db import session_scope
 
 if TYPE_CHECKING:

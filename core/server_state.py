@@ -11,9 +11,9 @@ import os
 import threading
 
 from core import scheduler, watchers
-from core.errors import TributaryError
+from common.errors import TributaryError
 from core.runs import recover_interrupted_runs
-from core.settings import get_settings
+from common.settings import get_settings
 from demo.api import DemoAPI
 from storage.db import get_engine
 
@@ -37,7 +37,8 @@ def _start_demo_api(port: int) -> DemoAPI | None:
 
 def _named_dependency_sets() -> list[list[str]]:
     """The dependency sets that feeds and drafts name: their environments and images stay."""
-    from core import drafts, feeds
+    from core import feeds
+    from app_pages.view_models import drafts
 
     return [list(feed.dependencies) for feed in feeds.list_feeds()] + drafts.dependency_sets()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from core.errors import NotFound
-from core.models import Feed, FeedState
+from common.errors import NotFound
+from storage.models import Feed, FeedState
 from storage.db import session_scope
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 
-from core.errors import ValidationError
+from common.errors import ValidationError
 
 NAME_MAX = 50
 LOAD_TYPES = {

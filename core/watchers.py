@@ -37,11 +37,11 @@ from urllib.parse import quote, urlsplit
 from sqlmodel import select, update
 
 from core import events, notify_email, notify_webhook
-from core.errors import NotFound
-from core.models import Delivery, Feed, Run, Watcher, utcnow
-from core.settings import Settings, get_settings
+from common.errors import NotFound
+from storage.models import Delivery, Feed, Run, Watcher, utcnow
+from common.settings import Settings, get_settings
 from core.validation import raise_if
-from core.workers import died, worker_id
+from common.process import died, worker_id
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)

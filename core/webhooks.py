@@ -22,9 +22,9 @@ from collections import defaultdict, deque
 from sqlmodel import select
 
 from core import dispatch
-from core.errors import Conflict, NotFound
-from core.models import ActiveRun, Feed, utcnow
-from core.settings import get_settings
+from common.errors import Conflict, NotFound
+from storage.models import ActiveRun, Feed, utcnow
+from common.settings import get_settings
 from storage.db import session_scope
 
 TOKEN_HEADER = "X-Tributary-Token"

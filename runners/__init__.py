@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from runners.base import Runner
 
 RUNNERS = {

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from core.secrets import mask
+from common.secrets import mask
 
 LIB_SOURCE = Path(__file__).resolve().parent / "lib"
 BOOT_SOURCE = Path(__file__).resolve().parent / "boot.py"

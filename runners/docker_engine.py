@@ -17,8 +17,8 @@ import docker
 import requests
 from docker.errors import DockerException
 
-from core.errors import TributaryError
-from core.workers import alive
+from common.errors import TributaryError
+from common.process import alive
 
 SANDBOX_LABEL = "tributary.sandbox"  # on every container the docker runner creates
 OWNER_LABEL = "tributary.owner"  # host:pid:start time of the process that created it

@@ -27,8 +27,8 @@ import requests
 from docker.errors import DockerException, ImageNotFound
 from docker.utils import parse_repository_tag
 
-from core.errors import TributaryError
-from core.settings import Settings
+from common.errors import TributaryError
+from common.settings import Settings
 from runners.envs import UNUSED_FOR_S, DependencyInstallError
 
 CA_IN_IMAGE_BUILD = "build-ca.crt"

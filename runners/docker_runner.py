@@ -31,10 +31,10 @@ import requests
 from docker.errors import DockerException, NotFound
 from docker.types import LogConfig
 
-from core.errors import TributaryError
-from core.secrets import mask
-from core.settings import Settings, get_settings
-from core.workers import worker_id
+from common.errors import TributaryError
+from common.secrets import mask
+from common.settings import Settings, get_settings
+from common.process import worker_id
 from runners.base import LogSink, RunHandle, Runner, ScriptJob, ScriptOutcome, prepare_work_dir, read_outcome
 from runners.docker_engine import (
     OWNER_LABEL,

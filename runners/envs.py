@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 
 
 class DependencyInstallError(TributaryError):

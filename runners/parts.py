@@ -15,7 +15,7 @@ import re
 import stat
 from pathlib import Path
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 
 _PART = re.compile(r"^part-(\d{5,})\.jsonl$")
 

@@ -15,8 +15,8 @@ import subprocess
 import threading
 import time
 
-from core.secrets import mask
-from core.settings import Settings, get_settings
+from common.secrets import mask
+from common.settings import Settings, get_settings
 from runners.base import LogSink, RunHandle, Runner, ScriptJob, ScriptOutcome, prepare_work_dir, read_outcome
 from runners.envs import ensure_environment
 

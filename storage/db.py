@@ -14,7 +14,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from core.settings import get_settings
+from common.settings import get_settings
 from storage.migrations import SCHEMA_HEAD
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"

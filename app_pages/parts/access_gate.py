@@ -1,13 +1,13 @@
 """The login gate in front of every page, and the sidebar line that says how access works.
 
-The decisions live in core.access; this only asks and renders.
+The decisions live in app_pages.access; this only asks and renders.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core.access import (
+from app_pages.access import (
     LOCAL_ONLY_MESSAGE,
     MODE_LOCAL,
     MODE_OIDC,

@@ -14,7 +14,7 @@ import streamlit as st
 from streamlit_ace import st_ace
 
 from app_pages.parts.common import flash, forget_keys, show_problems
-from core.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
+from app_pages.view_models.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
     DEFAULT_TOKEN_PATH,
@@ -25,8 +25,8 @@ from core.connections import (
     get_connection,
     masked_view,
 )
-from core.errors import Conflict, NotFound, TributaryError, ValidationError
-from core.secrets import MASK
+from common.errors import Conflict, NotFound, TributaryError, ValidationError
+from common.secrets import MASK
 from core.validation import AUTH_TYPES, connection_name_problems
 
 _NEW_DIALOG = "conn:new-dialog"  # holds the caller's tag while the dialog is open

@@ -1,6 +1,6 @@
 """The feed editor: Peak's four stages over one FeedDraft, autosaved on every change.
 
-The draft (core.feed_editor) is the single source of truth. Widgets start from it, the values
+The draft (app_pages.view_models.feed_editor) is the single source of truth. Widgets start from it, the values
 they return go back into it, and when anything changed it is written to disk at once, so that
 a page switch, a browser reload or a lost session finds the work where it was left.
 """
@@ -13,10 +13,10 @@ import streamlit as st
 
 from app_pages.parts import stage_connection, stage_destination, stage_import, stage_trigger
 from app_pages.parts.common import flash, forget_keys, saved_time, sentence_start, show_problems
-from core import feed_editor
-from core.errors import Conflict, TributaryError, ValidationError
-from core.feed_editor import STAGES, FeedDraft
-from core.test_sessions import current_test, forget_test
+from app_pages.view_models import feed_editor
+from common.errors import Conflict, TributaryError, ValidationError
+from app_pages.view_models.feed_editor import STAGES, FeedDraft
+from app_pages.view_models.test_sessions import current_test, forget_test
 
 _RENDERERS = (stage_connection.render, stage_import.render, stage_destination.render, stage_trigger.render)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.parts.common import count_of, duration, status_badge
-from core.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 from core.runs import ACTIVE_STATUSES, cancel_run, get_run, read_log
 
 TAIL_LINES = 400

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.settings_view import RUNNER_ENV, SettingRow, email_ready, runner_status, smtp_rows, store_rows
+from app_pages.view_models.settings_view import RUNNER_ENV, SettingRow, email_ready, runner_status, smtp_rows, store_rows
 
 _RUNNER_STATUS = "settings:runner-status"
 

@@ -1,5 +1,5 @@
 """The Settings page's Warehouse tab: the warehouse in use, a credentials form per section and
-a "Test connection" per warehouse. The rules live in core.settings_view.
+a "Test connection" per warehouse. The rules live in app_pages.view_models.settings_view.
 
 A saved form starts afresh under new widget keys, so a typed secret does not linger in the
 session; a refused one keeps what was typed and shows each message under its field.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import TributaryError
-from core.settings_view import (
+from common.errors import TributaryError
+from app_pages.view_models.settings_view import (
     SECTION_TITLES,
     WAREHOUSE_ENV,
     WAREHOUSE_TITLES,

@@ -13,7 +13,7 @@ from app_pages.parts.connection_forms import (
     take_created,
 )
 from core.connections import list_connections
-from core.feed_editor import FeedDraft
+from app_pages.view_models.feed_editor import FeedDraft
 from core.validation import AUTH_TYPES
 
 NO_CONNECTION = ""

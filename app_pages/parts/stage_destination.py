@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.parts.common import bind
-from core.feed_editor import FeedDraft, destination_choices
-from core.settings import get_settings
+from app_pages.view_models.feed_editor import FeedDraft, destination_choices
+from common.settings import get_settings
 
 
 def render(draft: FeedDraft) -> None:

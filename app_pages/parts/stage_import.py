@@ -9,9 +9,9 @@ from streamlit_ace import st_ace
 from app_pages.parts.common import bind, show_problems
 from app_pages.parts.tab_adds_tags import tab_adds_tags
 from app_pages.parts.test_panel import render_live_logs, render_result
-from core import feed_editor
-from core.feed_editor import FeedDraft
-from core.test_sessions import current_test, start_script_test
+from app_pages.view_models import feed_editor
+from app_pages.view_models.feed_editor import FeedDraft
+from app_pages.view_models.test_sessions import current_test, start_script_test
 from core.validation import LOAD_TYPES, dependency_problems
 
 EDITOR_GENERATION = "editor:ace-generation"  # bumped to show a replaced script in a fresh editor

@@ -1,6 +1,6 @@
 """Stage 4, Trigger: what starts the feed (a schedule, once, or a webhook), who hears about
 its runs (watchers), what happens when a run fails (retries), whether it may use the network,
-its tags, and a last look before SAVE. The rules and the previews live in core.trigger_form."""
+its tags, and a last look before SAVE. The rules and the previews live in app_pages.view_models.trigger_form."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import streamlit as st
 from app_pages.parts import trigger_webhook, trigger_when, watchers_editor
 from app_pages.parts.common import bind
 from app_pages.parts.tab_adds_tags import tab_adds_tags
-from core import feed_editor, trigger_form
-from core.feed_editor import FeedDraft, destination_choices
-from core.settings import get_settings
-from core.trigger_form import TYPES
+from app_pages.view_models import trigger_form
+from app_pages.view_models import feed_editor
+from app_pages.view_models.feed_editor import FeedDraft, destination_choices
+from common.settings import get_settings
+from app_pages.view_models.trigger_form import TYPES
 from core.triggers import describe
 from core.validation import LOAD_TYPES
 

@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from app_pages.parts.common import count_of
-from core.feed_editor import error_line_text
-from core.test_sessions import current_test
+from app_pages.view_models.feed_editor import error_line_text
+from app_pages.view_models.test_sessions import current_test
 
 LIVE_LOG_LINES = 200
 
@@ -36,7 +36,7 @@ def _live_logs(owner_key: str) -> None:
 
 
 def render_result(summary: dict, script: str | None = None) -> None:
-    """The outcome of a finished test, as core.feed_editor.summarise_test describes it."""
+    """The outcome of a finished test, as app_pages.view_models.feed_editor.summarise_test describes it."""
     if summary.get("ok"):
         st.success(f"Test succeeded: {count_of(summary['count'], 'record')} in {summary['duration_s']:.2f} s.",
                    icon=":material/check_circle:")

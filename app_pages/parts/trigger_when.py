@@ -1,7 +1,7 @@
 """Stage 4's time-based choices: a Schedule (basic: days and a time of day, or every N
 minutes/hours; advanced: a cron expression) and Run once (at a date and time, or manual),
 each followed by the live preview. The widgets write into the draft's trigger form (a
-dict, see core.trigger_form); the rules and the preview text come from there."""
+dict, see app_pages.view_models.trigger_form); the rules and the preview text come from there."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import date, time, timedelta
 import streamlit as st
 
 from app_pages.parts.common import bind, sentence_start
-from core import trigger_form
-from core.trigger_form import BASIC_KINDS, DAY_LABELS, DAYS, ONCE_MODES, SCHEDULE_MODES, UNITS
+from app_pages.view_models import trigger_form
+from app_pages.view_models.trigger_form import BASIC_KINDS, DAY_LABELS, DAYS, ONCE_MODES, SCHEDULE_MODES, UNITS
 
 LAST_DAY = date(2099, 12, 31)  # the last year a cron expression may name
 # Characters Streamlit's Markdown would read as formatting (and $ as LaTeX): a cron

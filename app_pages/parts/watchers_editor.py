@@ -8,8 +8,8 @@ import streamlit as st
 
 from app_pages.parts.common import count_of, forget_keys
 from app_pages.parts.trigger_when import plain
-from core import feed_editor
-from core.trigger_form import describe_watcher, new_watcher, target_label, watcher_field_problems
+from app_pages.view_models import feed_editor
+from app_pages.view_models.trigger_form import describe_watcher, new_watcher, target_label, watcher_field_problems
 from core.watchers import CHANNELS, EVENTS
 
 _CHANNEL_NAMES = {"email": "Email", "webhook": "Webhook"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from storage.destinations.base import Destination
 
 DESTINATIONS = {

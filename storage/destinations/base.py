@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 
 RUN_ID_COLUMN = "_tributary_run_id"
 LOADED_AT_COLUMN = "_tributary_loaded_at"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from core.settings import Settings, get_settings
+from common.settings import Settings, get_settings
 from storage.destinations import spool
 
 
@@ -22,7 +22,7 @@ class Configured:
     @property
     def config(self):
         if self._config is None:
-            from core.warehouse_settings import load_warehouse_settings
+            from storage.destinations.settings import load_warehouse_settings
 
             self._config = getattr(load_warehouse_settings(self.settings), self.settings_section)
         return self._config

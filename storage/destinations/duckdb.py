@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from core.settings import Settings, get_settings
+from common.settings import Settings, get_settings
 from storage.destinations import duckdb_staging, spool
 from storage.destinations.base import (LOADED_AT_COLUMN, RUN_ID_COLUMN, Capabilities, IdentifierRules, LoadRequest,
                                        LoadResult, Stager)

@@ -17,7 +17,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from core.settings import Settings, get_settings
+from common.settings import Settings, get_settings
 from storage.destinations import spool
 from storage.destinations.base import (
     REJECTS_SUFFIX,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.settings import Settings, get_settings
+from common.settings import Settings, get_settings
 from storage.destinations import s3_objects as objects
 from storage.destinations import spool
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
@@ -96,7 +96,7 @@ class RedshiftDestination(SqlDestination):
         self.chunk_rows = chunk_rows
 
     def _load_settings(self) -> None:
-        from core.warehouse_settings import load_warehouse_settings
+        from storage.destinations.settings import load_warehouse_settings
 
         ws = load_warehouse_settings(self.settings)
         self._config = self._config or ws.redshift

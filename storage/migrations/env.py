@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from sqlmodel import SQLModel
 
 target_metadata = SQLModel.metadata

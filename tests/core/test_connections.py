@@ -3,7 +3,7 @@ import pytest
 
 from core import connections as svc
 from core.connections import ConnectionInput
-from core.errors import Conflict, NotFound, ValidationError
+from common.errors import Conflict, NotFound, ValidationError
 from core.feeds import FeedSpec, create_feed
 from storage.db import get_engine
 

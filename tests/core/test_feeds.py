@@ -3,7 +3,7 @@ import yaml
 
 from core import feeds as svc
 from core.connections import ConnectionInput, create_connection
-from core.errors import Conflict, NotFound, ValidationError
+from common.errors import Conflict, NotFound, ValidationError
 from core.feeds import FeedSpec
 
 SCRIPT = "from lib import outputStream\noutputStream.write({'a': 1})\n"

@@ -6,7 +6,7 @@ import pytest
 
 from core.feeds import FeedSpec, create_feed, edit_feed
 from core.runs import TestRequest, create_run, execute_run, read_log, test_script
-from core.settings import get_settings
+from common.settings import get_settings
 from core.state import current_state
 from tests.helpers import table_exists, warehouse_rows
 

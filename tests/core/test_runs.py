@@ -3,10 +3,10 @@
 import pytest
 
 from core.connections import ConnectionInput, create_connection
-from core.errors import Conflict
+from common.errors import Conflict
 from core.feeds import FeedSpec, create_feed, edit_feed
 from core.runs import create_run, execute_run, get_run, list_runs, read_log
-from core.settings import get_settings
+from common.settings import get_settings
 from core.state import current_state, state_history
 from demo.api import DemoAPI
 from tests.helpers import example, table_exists, warehouse_rows
@@ -224,7 +224,7 @@ def test_a_run_whose_dead_process_pid_is_reused_is_recovered_and_a_living_ones_r
     import socket
 
     from core.runs import recover_interrupted_runs
-    from core.workers import worker_id
+    from common.process import worker_id
     from storage.db import session_scope
 
     create_feed(FeedSpec(name="paged", script=PAGED))

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from core import dispatch, scheduler
 from core.feeds import FeedSpec, create_feed, edit_feed, set_paused
-from core.models import Run
+from storage.models import Run
 from core.runs import execute_run, list_runs
 from storage.db import session_scope
 

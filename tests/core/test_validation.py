@@ -1,6 +1,6 @@
 import pytest
 
-from core.errors import ValidationError
+from common.errors import ValidationError
 from core.validation import (
     connection_name_problems,
     dependency_problems,

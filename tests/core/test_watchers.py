@@ -19,11 +19,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from core import watchers
-from core.errors import NotFound, ValidationError
+from common.errors import NotFound, ValidationError
 from core.feeds import FeedSpec, create_feed, edit_feed
-from core.models import Delivery, Run, Watcher, utcnow
+from storage.models import Delivery, Run, Watcher, utcnow
 from core.runs import create_run, execute_run, get_run, list_runs, recover_interrupted_runs
-from core.workers import worker_id
+from common.process import worker_id
 from storage.db import session_scope
 
 PUBLIC_URL = "http://tributary.example:8501"

@@ -37,7 +37,7 @@ def s3_endpoint():
 @pytest.fixture
 def s3_settings(s3_endpoint):
     """S3 settings pointing at a new, empty bucket on the test server."""
-    from core.warehouse_settings import S3Settings
+    from storage.destinations.settings import S3Settings
     from storage.destinations.s3_objects import s3_client
 
     settings = S3Settings(bucket=f"tributary-{uuid.uuid4().hex[:12]}", prefix="lake", region="us-east-1",
@@ -61,7 +61,7 @@ def snowflake_settings(snowflake_server):
     """Snowflake settings for a new database and schema on the test server."""
     import snowflake.connector
 
-    from core.warehouse_settings import SnowflakeSettings
+    from storage.destinations.settings import SnowflakeSettings
 
     database, schema = f"DB_{uuid.uuid4().hex[:10].upper()}", "LOADS"
     with snowflake.connector.connect(**snowflake_server) as connection:

@@ -180,7 +180,7 @@ def _postgres_reader(url: str):
 
 
 def _postgres(request, tmp_path: Path) -> Target:
-    from core.warehouse_settings import PostgresSettings
+    from storage.destinations.settings import PostgresSettings
     from storage.destinations.postgres import PostgresDestination
 
     url = request.getfixturevalue("postgres_url")
@@ -199,7 +199,7 @@ REDSHIFT_ROLE = "arn:aws:iam::123456789012:role/tributary-load"
 def _redshift(request, tmp_path: Path) -> Target:
     import psycopg
 
-    from core.warehouse_settings import RedshiftSettings
+    from storage.destinations.settings import RedshiftSettings
     from storage.destinations.redshift import RedshiftDestination
     from storage.destinations.s3_objects import list_keys, s3_client
     from tests.destinations.redshift_emulation import EmulatedCopy, install_redshift_names

@@ -11,7 +11,7 @@ def _destination_stage():
     import streamlit as st
 
     from app_pages.parts import stage_destination
-    from core.feed_editor import FeedDraft
+    from app_pages.view_models.feed_editor import FeedDraft
 
     draft = FeedDraft(id="draft", owner="tester", stage=2, feed_name="orders",
                       load_type=st.session_state.get("load_type", "incremental"))

@@ -7,7 +7,7 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from core.warehouse_settings import PostgresSettings
+from storage.destinations.settings import PostgresSettings
 from storage.destinations.base import LoadError, RejectedRowsError
 from storage.destinations.postgres import PostgresDestination
 from storage.destinations.snowflake import SnowflakeDestination

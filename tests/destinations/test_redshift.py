@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from core.warehouse_settings import RedshiftSettings, S3Settings
+from storage.destinations.settings import RedshiftSettings, S3Settings
 from storage.destinations.base import LoadError, RejectedRowsError
 from storage.destinations.redshift import RedshiftDestination
 from tests.destinations.harness import REDSHIFT_ROLE, make_target, request_for

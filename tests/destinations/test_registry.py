@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from storage.destinations import DESTINATIONS, destination_class, destinations_for_warehouse
 
 ROOT = Path(__file__).resolve().parents[2]

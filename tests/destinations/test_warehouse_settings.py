@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from core.errors import ValidationError
-from core.secrets import MASK
-from core.warehouse_settings import (
+from common.errors import ValidationError
+from common.secrets import MASK
+from storage.destinations.settings import (
     PostgresSettings,
     WarehouseSettings,
     load_warehouse_settings,

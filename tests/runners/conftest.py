@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from demo.api import DemoAPI
 from runners import get_runner
 from tests.conftest import missing_service

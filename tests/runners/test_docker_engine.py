@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from core.feeds import FeedSpec, create_feed
 from core.runs import TestRequest, cancel_run, create_run, execute_run, test_script, wait_for_run
 from runners import get_runner

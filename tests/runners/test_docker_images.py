@@ -129,7 +129,7 @@ def test_dependency_images_nothing_named_or_used_for_two_weeks_are_removed_at_st
     import time
     import uuid
 
-    from core.settings import get_settings
+    from common.settings import get_settings
     from runners.docker_images import dependency_tag, remove_unused_images
 
     # A runner image of this test's own, so that the images other tests built stay.

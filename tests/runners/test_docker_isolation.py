@@ -12,7 +12,7 @@ import docker
 from core.connections import ConnectionInput, create_connection
 from core.feeds import FeedSpec, create_feed
 from core.runs import TestRequest, cancel_run, create_run, execute_run, test_script, wait_for_run
-from core.settings import get_settings
+from common.settings import get_settings
 from demo.api import DemoAPI
 from runners.docker_engine import RUN_LABEL
 

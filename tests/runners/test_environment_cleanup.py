@@ -8,9 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from core import feed_editor, server_state
+from core import server_state
+from app_pages.view_models import feed_editor
 from core.feeds import FeedSpec, create_feed
-from core.settings import get_settings
+from common.settings import get_settings
 from runners.envs import UNUSED_FOR_S, dependency_hash, ensure_environment, remove_unused_environments
 
 LONG_AGO = time.time() - UNUSED_FOR_S - 3600

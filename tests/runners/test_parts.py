@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from runners.parts import PartCollector
 
 

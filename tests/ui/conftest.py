@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.runs import FINAL_STATUSES, get_run, list_runs
-from core.test_sessions import current_test
+from app_pages.view_models.test_sessions import current_test
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_SCRIPT = ROOT / "ui.py"

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import access
-from core.access import LocalOnlyMiddleware, PasswordThrottle, hash_password, verify_password
+from app_pages import access
+from app_pages.access import LocalOnlyMiddleware, PasswordThrottle
+from common.passwords import hash_password, verify_password
 from tests.ui.conftest import PAGES, UI_SCRIPT, button, errors, labelled
 
 PASSWORD = "correct horse battery"

@@ -255,7 +255,7 @@ def test_dependencies_become_tags_with_tab_or_enter(page, server):
 def draft_at_trigger_stage(server, monkeypatch, name: str) -> str:
     """A new feed whose first three stages are done, saved as a draft in the server's store
     (as a user who left it there finds it again); returns the draft's id."""
-    from core import feed_editor
+    from app_pages.view_models import feed_editor
 
     monkeypatch.setenv("TRIBUTARY_DATA_DIR", str(server.data_dir))
     draft = feed_editor.new_draft("local")

@@ -3,10 +3,11 @@ a lost session) or a restart never loses it."""
 
 import pytest
 
-from core import drafts, feed_editor
-from core.errors import ValidationError
+from app_pages.view_models import drafts
+from app_pages.view_models import feed_editor
+from common.errors import ValidationError
 from core.feeds import PEAK_TEMPLATE
-from core.test_sessions import current_test
+from app_pages.view_models.test_sessions import current_test
 from tests.ui.conftest import ace_editors, button, current_draft, labelled, new_app, texts, type_script
 
 SCRIPT = "from lib import outputStream\noutputStream.write({'kept': True})\n"

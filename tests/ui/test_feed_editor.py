@@ -8,7 +8,7 @@ import time
 import pytest
 
 from core.feeds import PEAK_TEMPLATE
-from core.test_sessions import current_test
+from app_pages.view_models.test_sessions import current_test
 from tests.ui.conftest import (
     ace_editors,
     button,

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from core.secrets import MASK
-from core.warehouse_settings import stored_warehouse_settings, update_warehouse_settings
+from common.secrets import MASK
+from storage.destinations.settings import stored_warehouse_settings, update_warehouse_settings
 from tests.conftest import POSTGRES_ADMIN_URL, missing_service
 from tests.ui.conftest import labelled, new_app, texts
 
@@ -154,7 +154,7 @@ def test_an_unreachable_docker_engine_is_explained(monkeypatch):
 
 
 def test_a_reachable_docker_engine_and_its_image_after_check_again(monkeypatch):
-    from core.settings import get_settings
+    from common.settings import get_settings
     from runners.docker_engine import ping
 
     monkeypatch.setenv("TRIBUTARY_RUNNER", "docker")

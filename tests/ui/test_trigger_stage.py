@@ -7,10 +7,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 
-from core import feed_editor
+from app_pages.view_models import feed_editor
 from core.feeds import FeedSpec, create_feed, get_feed
 from core.scheduler import next_fire_of
-from core.trigger_form import format_fire_time
+from app_pages.view_models.trigger_form import format_fire_time
 from core.watchers import list_watchers
 from core.webhooks import handle_trigger, regenerate_token
 from tests.ui.conftest import button, errors, labelled, landed_on, new_app, texts, wait_for_runs

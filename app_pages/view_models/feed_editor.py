@@ -11,15 +11,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from core import drafts, trigger_form
+from app_pages.view_models import drafts
+from app_pages.view_models import trigger_form
 from core.connections import list_connections
-from core.errors import NotFound, TributaryError
+from common.errors import NotFound, TributaryError
 from core.feeds import DEFAULT_TRIGGER, PEAK_TEMPLATE, FeedSpec, create_feed, edit_feed, get_feed, list_feeds, spec_of
-from core.models import Feed
+from storage.models import Feed
 from core.runs import TestRequest
-from core.settings import get_settings
+from common.settings import get_settings
 from core.state import current_state
-from core.test_sessions import TestSession
+from app_pages.view_models.test_sessions import TestSession
 from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems, raise_if
 from core.watchers import add_watcher, list_watchers, remove_watcher
 from core.webhooks import regenerate_token
@@ -49,7 +50,7 @@ class FeedDraft:
     feed_name: str = ""
     destinations: list[str] = field(default_factory=list)
     trigger: dict = field(default_factory=lambda: dict(DEFAULT_TRIGGER))
-    # Stage 4's form values (core.trigger_form); {} until the stage first shows.
+    # Stage 4's form values (app_pages.view_models.trigger_form); {} until the stage first shows.
     trigger_form: dict = field(default_factory=dict)
     # The watchers the feed should have after SAVE, each {"id" (None until added), "events",
     # "channel", "target", "longer_than_minutes"}. None, like the three fields after it:

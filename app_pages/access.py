@@ -7,23 +7,19 @@ Three modes, chosen from the configuration:
 - "local": neither. Then only this computer may connect: the server refuses every client that
   is not on a loopback address (LocalOnlyMiddleware), whatever address it was bound to.
 
-Make a password hash with `python -m core.access hash-password`.
+Make a password hash with `python -m core.cli hash-password`.
 """
 
 from __future__ import annotations
 
-import base64
-import getpass
-import hashlib
-import hmac
 import ipaddress
 import json
 import os
-import secrets
-import sys
 import threading
 import time
 from collections.abc import Mapping
+
+from common.passwords import verify_password
 
 MODE_OIDC, MODE_PASSWORD, MODE_LOCAL = "oidc", "password", "local"
 PASSWORD_HASH_ENV = "TRIBUTARY_PASSWORD_HASH"
@@ -32,8 +28,6 @@ LOCAL_ONLY_MESSAGE = (
     "Configure an OIDC login or a team password to share it (see the README)."
 )
 
-# scrypt parameters: ~50 ms and 16 MB per check on a laptop, cheap to verify, costly to guess.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
 def current_secrets() -> dict:
@@ -77,29 +71,6 @@ def access_mode(secrets_: Mapping | None = None) -> str:
     if password_hash_setting(secrets_):
         return MODE_PASSWORD
     return MODE_LOCAL
-
-
-# ---------------------------------------------------------------- the shared password
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    encode = lambda b: base64.b64encode(b).decode("ascii")  # noqa: E731
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${encode(salt)}${encode(digest)}"
-
-
-def verify_password(password: str, encoded: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = encoded.strip().split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                                p=int(p), dklen=len(expected))
-    except (ValueError, TypeError):
-        return False  # a malformed hash never lets anyone in
-    return hmac.compare_digest(actual, expected)
 
 
 class PasswordThrottle:
@@ -170,22 +141,3 @@ class LocalOnlyMiddleware:
         await send({"type": "http.response.start", "status": 403,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-def main(argv: list[str]) -> int:
-    if argv[:1] != ["hash-password"]:
-        print("usage: python -m core.access hash-password", file=sys.stderr)
-        return 2
-    password = getpass.getpass("Team password: ")
-    if len(password) < 12:
-        print("Use at least 12 characters.", file=sys.stderr)
-        return 2
-    if getpass.getpass("Again: ") != password:
-        print("The two entries differ.", file=sys.stderr)
-        return 2
-    print(hash_password(password))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from core import scheduler
 from core.feeds import connection_name, list_feeds
-from core.models import Feed
+from storage.models import Feed
 from core.runs import ACTIVE_STATUSES, list_runs
 
 NEVER_RUN = "never run"

@@ -3,8 +3,8 @@ N of M), every slot taken, or about to start."""
 
 from datetime import datetime, timedelta, timezone
 
-from core.models import Run
-from core.run_queue import queue_reason
+from storage.models import Run
+from app_pages.view_models.run_queue import queue_reason
 
 NOW = datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
 

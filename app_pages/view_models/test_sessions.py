@@ -13,9 +13,9 @@ import uuid
 from collections import deque
 from typing import Callable
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from core.runs import TestRequest, TestResult, test_feed, test_script
-from core.settings import get_settings
+from common.settings import get_settings
 
 MAX_LOG_LINES = 5000  # the tail a page can show; a chatty script must not fill the memory
 

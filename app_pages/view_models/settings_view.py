@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
-from core.errors import TributaryError, ValidationError
-from core.secrets import MASK, mask, secret_strings
-from core.settings import Settings, get_settings
-from core.warehouse_settings import (
+from common.errors import TributaryError, ValidationError
+from common.secrets import MASK, mask, secret_strings
+from common.settings import Settings, get_settings
+from storage.destinations.settings import (
     FILE_FORMATS,
     SECRET_FIELDS,
     SECTIONS,

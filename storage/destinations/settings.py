@@ -1,10 +1,10 @@
 """Warehouse credentials: PostgreSQL, Redshift (+ its S3 staging), S3 and Snowflake.
 
-Stored encrypted at rest (the app's Fernet key, see core.secrets) in <data dir>/warehouse.json,
+Stored encrypted at rest (the app's Fernet key, see common.secrets) in <data dir>/warehouse.json,
 with mode 0600. Any field can be overridden by an environment variable named
 TRIBUTARY_<SECTION>_<FIELD>, e.g. TRIBUTARY_POSTGRES_URL or TRIBUTARY_SNOWFLAKE_PASSWORD, which
 is how a deployment injects secrets without the UI. Which warehouse is in use stays
-TRIBUTARY_WAREHOUSE (core.settings); this module only holds how to reach each one.
+TRIBUTARY_WAREHOUSE (common.settings); this module only holds how to reach each one.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from core.errors import TributaryError, ValidationError
-from core.secrets import MASK, decrypt_json, encrypt_json
-from core.settings import Settings, get_settings
+from common.errors import TributaryError, ValidationError
+from common.secrets import MASK, decrypt_json, encrypt_json
+from common.settings import Settings, get_settings
 
 FILE_NAME = "warehouse.json"
 

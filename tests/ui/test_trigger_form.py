@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core import trigger_form as tf
+from app_pages.view_models import trigger_form as tf
 from core.schedules import next_fire_times
 from core.triggers import next_fire
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.secrets import MASK
-from core.settings_view import (
+from common.secrets import MASK
+from app_pages.view_models.settings_view import (
     form_fields,
     mask_url,
     runner_status,
@@ -16,7 +16,7 @@ from core.settings_view import (
     stored_url,
     warehouse_overview,
 )
-from core.warehouse_settings import stored_warehouse_settings, update_warehouse_settings
+from storage.destinations.settings import stored_warehouse_settings, update_warehouse_settings
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +94,7 @@ def test_smtp_settings_are_shown_but_never_the_password(monkeypatch):
 def test_store_settings_mask_the_store_password(monkeypatch):
     from dataclasses import replace
 
-    from core.settings import get_settings
+    from common.settings import get_settings
 
     monkeypatch.setenv("TRIBUTARY_MAX_CONCURRENT_RUNS", "3")
     monkeypatch.setenv("TRIBUTARY_MISFIRE_GRACE_S", "600")

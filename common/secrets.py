@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from core.errors import TributaryError
-from core.settings import get_settings
+from common.errors import TributaryError
+from common.settings import get_settings
 
 MASK = "****"
 

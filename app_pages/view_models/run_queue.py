@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from sqlmodel import select
 
 from core import dispatch
-from core.models import Feed, Run, utcnow
-from core.settings import get_settings
+from storage.models import Feed, Run, utcnow
+from common.settings import get_settings
 from storage.db import session_scope
 
 RUNNING_STATUSES = ("running", "loading")

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from core.errors import TributaryError
+from common.errors import TributaryError
 from core.runs import list_runs
-from core.settings import PROJECT_ROOT, get_settings
+from common.settings import PROJECT_ROOT, get_settings
 from storage.destinations.duckdb import quote
 
 MAX_ROWS = 1000

@@ -15,8 +15,8 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.errors import NotFound, ValidationError
-from core.settings import get_settings
+from common.errors import NotFound, ValidationError
+from common.settings import get_settings
 
 _DRAFT_ID = re.compile(r"^[A-Za-z0-9_-]{1,120}$")
 
