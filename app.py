@@ -1,7 +1,7 @@
 """The Tributary server: `streamlit run app.py` (or `uvicorn app:app`, one worker).
 
 An st.App serving the UI (ui.py) with a lifespan that starts the process-wide services once
-(core.server_state: store migrations, recovery of interrupted runs, the scheduler and run
+(core.housekeeping: store migrations, recovery of interrupted runs, the scheduler and run
 queue, the demo API) and the /api routes: health, and the webhook trigger. No UI code here.
 Run ONE worker: each worker would start its own scheduler.
 """
@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core import server_state, webhooks
+from app_pages.view_models import drafts
+from core import housekeeping, webhooks
 from app_pages.access import LocalOnlyMiddleware
 
 UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
@@ -29,16 +30,16 @@ MAX_WEBHOOK_BODY = 1024 * 1024  # a trigger's payload is a small JSON object
 @asynccontextmanager
 async def lifespan(_app):
     # Start-up touches the store and binds a port: keep it off the event loop.
-    started = await asyncio.to_thread(server_state.start_services)
+    started = await asyncio.to_thread(housekeeping.start_services, drafts.dependency_sets)
     try:
         yield {"services": started}
     finally:
-        await asyncio.to_thread(server_state.stop_services)
+        await asyncio.to_thread(housekeeping.stop_services)
 
 
 async def health(_request: Request) -> JSONResponse:
     try:
-        body = await asyncio.to_thread(server_state.health)
+        body = await asyncio.to_thread(housekeeping.health)
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not crash
         return JSONResponse({"status": "error", "error": str(exc)}, status_code=503)
     return JSONResponse(body)

@@ -11,7 +11,7 @@ from common.errors import Conflict, NotFound, TributaryError
 from app_pages.view_models.feed_editor import summarise_test
 from app_pages.view_models.feed_overview import STATUS_CHOICES, FeedRow, all_tags, feed_rows
 from core.feeds import delete_feed, set_paused
-from core.runs import start_run
+from core.bootstrap import start_run
 from app_pages.view_models.test_sessions import current_test, start_feed_test
 
 WATCHED_RUN = "feeds:watched-run"  # (feed, run id) started from this page

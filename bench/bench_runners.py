@@ -3,7 +3,7 @@ seeing the preview, once the runner is warm (engine up, image present, no depend
 
 Each runner does a few unmeasured warm-up runs, then N measured test runs (median of 20 by
 default) of the Peak example that previews 10 entries from the bundled demo API. Reported: the
-whole test run as the core's test_script() returns it, and the part the script itself took.
+whole test run as the core's preview_script() returns it, and the part the script itself took.
 
     .venv/bin/python bench/bench_runners.py [--runs 20] [--runners subprocess,docker]
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.errors import TributaryError  # noqa: E402
-from core.runs import TestRequest, test_script  # noqa: E402
+from core.preview import PreviewRequest, preview_script  # noqa: E402
 from demo.api import DemoAPI  # noqa: E402
 from runners import get_runner  # noqa: E402
 
@@ -49,7 +49,7 @@ def measure(runner: str, script: str, runs: int) -> dict:
     totals, scripts = [], []
     for index in range(WARM_UP_RUNS + runs):
         started = time.perf_counter()
-        result = test_script(TestRequest(script=script))
+        result = preview_script(PreviewRequest(script=script))
         elapsed = time.perf_counter() - started
         if not result.ok:
             raise TributaryError(f"a test run failed: {result.error}")

@@ -1,8 +1,9 @@
 """Settings read from the environment, with embedded defaults that work out of the box.
 
 Everything lives under one data dir (default ./data): the SQLite store, the DuckDB warehouse,
-run logs, work dirs and dependency environments. Settings are read fresh on each call so that
-tests (and a user changing the environment) never see a stale copy.
+run logs, work dirs and dependency environments. get_settings() parses them once per process
+and again only when a TRIBUTARY_ variable changed, so that a test (or an operator's script)
+changing the environment never sees a stale copy.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Settings:
     data_dir: Path
     database_url: str
     runner: str = "subprocess"
+    executor: str = "local"  # where queued runs execute (core/executors.py)
     warehouse: str = "local"
     duckdb_path: Path = field(default=Path("data/warehouse.duckdb"))
     parquet_dir: Path = field(default=Path("data/parquet"))
@@ -83,7 +85,8 @@ class Settings:
         return self.data_dir / "secret.key"
 
 
-def get_settings() -> Settings:
+def read_settings() -> Settings:
+    """Parse the settings from the environment (the composition root calls this once)."""
     data_dir = Path(os.environ.get("TRIBUTARY_DATA_DIR", "data")).resolve()
     database_url = os.environ.get("TRIBUTARY_DATABASE_URL") or f"sqlite:///{data_dir / 'tributary.db'}"
     duckdb_path = Path(os.environ.get("TRIBUTARY_DUCKDB_PATH") or data_dir / "warehouse.duckdb")
@@ -92,6 +95,7 @@ def get_settings() -> Settings:
         data_dir=data_dir,
         database_url=database_url,
         runner=os.environ.get("TRIBUTARY_RUNNER", "subprocess"),
+        executor=os.environ.get("TRIBUTARY_EXECUTOR") or "local",
         warehouse=os.environ.get("TRIBUTARY_WAREHOUSE", "local"),
         duckdb_path=duckdb_path.resolve(),
         parquet_dir=parquet_dir.resolve(),
@@ -118,3 +122,32 @@ def get_settings() -> Settings:
         smtp_from=os.environ.get("TRIBUTARY_SMTP_FROM") or "tributary@localhost",
         smtp_starttls=_env_flag("TRIBUTARY_SMTP_STARTTLS"),
     )
+
+
+_cache: tuple[tuple, Settings] | None = None
+
+
+def _environment_key() -> tuple:
+    return (os.getcwd(), tuple(sorted((k, v) for k, v in os.environ.items()
+                                      if k.startswith("TRIBUTARY_") or k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"))))
+
+
+def get_settings() -> Settings:
+    """The process's settings: parsed once, and again only if the environment they come from
+    changed (a test, or an operator's script, setting a TRIBUTARY_ variable)."""
+    global _cache
+    key = _environment_key()
+    cached = _cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    settings = read_settings()
+    _cache = (key, settings)
+    return settings
+
+
+def make_private(data_dir: Path) -> None:
+    """Files and folders this process creates are its user's only (umask 077), and so is the
+    data dir: it holds the key, the store, the warehouse and every run's log."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)

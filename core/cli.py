@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core import connections as connections_service
 from core import feeds as feeds_service
+from core import bootstrap, preview
 from core import runs as runs_service
 from core import state as state_service
 from common.errors import TributaryError, ValidationError
@@ -139,13 +140,13 @@ def cmd_feeds(args) -> tuple[object, str, int]:
 def cmd_test(args) -> tuple[object, str, int]:
     on_log = None if args.json else (lambda line: print(line, flush=True))
     if args.script is not None:
-        request = runs_service.TestRequest(
+        request = preview.PreviewRequest(
             script=_read_text(args.script), connection=args.connection, dependencies=args.dep or [],
             run_to_completion=args.all,
         )
-        result = runs_service.test_script(request, on_log)
+        result = preview.preview_script(request, on_log)
     else:
-        result = runs_service.test_feed(args.name, run_to_completion=args.all, on_log=on_log)
+        result = preview.preview_feed(args.name, run_to_completion=args.all, on_log=on_log)
     data = asdict(result)
     summary = [f"test {result.status}: {result.count} records in {result.duration_s:.2f} s"]
     if result.error:
@@ -155,15 +156,32 @@ def cmd_test(args) -> tuple[object, str, int]:
     return data, "\n".join(summary), 0 if result.ok else 1
 
 
+def run_with_retries(name: str, payload: dict | None):
+    """The run, then each retry it earns (no dispatcher runs them in the CLI's process). A
+    Ctrl-C while a retry waits for its backoff cancels that retry, so the feed is free."""
+    def announce(retry) -> None:
+        print(f"run failed; attempt {retry.attempt} starts after its backoff (Ctrl-C cancels it)",
+              file=sys.stderr, flush=True)
+        waiting.append(retry.id)
+
+    waiting: list[str] = []
+    try:
+        return bootstrap.current().run_with_retries(name, trigger="cli", payload=payload, on_retry=announce)[-1]
+    except KeyboardInterrupt:
+        if waiting:
+            runs_service.cancel_run(waiting[-1])
+        raise
+
+
 def cmd_run(args) -> tuple[object, str, int]:
     payload = json.loads(_read_text(args.payload)) if args.payload else None
     runs_service.raise_for_invalid_payload(payload)
     if args.detach:
-        run = runs_service.start_run(args.name, trigger="cli", payload=payload, wait=False)
+        run = bootstrap.current().start_run(args.name, trigger="cli", payload=payload, wait=False)
         # A detached run lives in this process: wait for it so the command's exit does not kill it.
         run = runs_service.wait_for_run(run.id, timeout_s=10**9)
     else:
-        run = runs_service.start_run(args.name, trigger="cli", payload=payload, wait=True)
+        run = run_with_retries(args.name, payload)
     view = runs_service.run_view(run)
     text = f"run {run.id} {run.status}: {run.records_loaded} records loaded"
     if run.error:
@@ -326,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: test needs a feed name or --script", file=sys.stderr)
         return 2
     try:
-        runs_service.recover_interrupted_runs()
+        bootstrap.current().start()
         data, text, code = COMMANDS[args.command](args)
     except TributaryError as exc:
         if args.json:
@@ -348,10 +366,9 @@ def exit_now(code: int) -> None:
     the objects of a large run took 0.1-0.15 s and does nothing a finished command needs: by
     now every run log is closed and every store and warehouse transaction has ended. What
     still runs is waited for first: notifications being delivered, the store's connections."""
-    from core import watchers
     from storage.db import dispose_all
 
-    watchers.flush()
+    bootstrap.current().deliveries.flush()
     dispose_all()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from sqlmodel import select
 
-from core import watchers
+from core import schedule_slots, watchers
 from common.errors import Conflict, NotFound, ValidationError
 from storage.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
 from common.settings import get_settings
@@ -22,6 +22,7 @@ from core.validation import (
     raise_if,
 )
 from storage.db import session_scope
+from storage.lookups import feed_by_name, find_feed
 from storage.destinations import destination_class, destinations_for_warehouse
 
 DEFAULT_TRIGGER = {"type": "manual"}
@@ -126,18 +127,11 @@ def _apply(feed: Feed, spec: FeedSpec, connection_id: int | None) -> None:
     feed.updated_at = utcnow()
 
 
-def _get(session, name: str) -> Feed:
-    feed = session.exec(select(Feed).where(Feed.name == name)).first()
-    if feed is None:
-        raise NotFound(f"feed {name!r} does not exist")
-    return feed
-
-
 def create_feed(spec: FeedSpec) -> Feed:
     spec = _with_defaults(spec)
     validate_spec(spec)
     with session_scope() as session:
-        if session.exec(select(Feed).where(Feed.name == spec.name)).first():
+        if find_feed(session, spec.name):
             raise Conflict(f"feed name: {spec.name!r} is already taken")
         feed = Feed(name=spec.name, script=spec.script)
         _apply(feed, spec, _resolve_connection(session, spec.connection))
@@ -159,7 +153,7 @@ def edit_feed(name: str, /, **changes) -> Feed:
     spec = FeedSpec(**{**asdict(current), **changes})
     validate_spec(spec)
     with session_scope() as session:
-        feed = _get(session, name)
+        feed = feed_by_name(session, name)
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
     _sync_schedule(name)
@@ -168,7 +162,7 @@ def edit_feed(name: str, /, **changes) -> Feed:
 
 def set_paused(name: str, paused: bool) -> Feed:
     with session_scope() as session:
-        feed = _get(session, name)
+        feed = feed_by_name(session, name)
         feed.paused = paused
         feed.updated_at = utcnow()
         session.add(feed)
@@ -179,7 +173,7 @@ def set_paused(name: str, paused: bool) -> Feed:
 def delete_feed(name: str, drop_data: bool = False) -> None:
     """Delete a feed and its state history. Its warehouse tables are kept unless asked."""
     with session_scope() as session:
-        feed = _get(session, name)
+        feed = feed_by_name(session, name)
         if session.get(ActiveRun, feed.id):
             raise Conflict(f"feed {name!r} has a run in progress; cancel it first")
         destinations = list(feed.destinations)
@@ -197,7 +191,7 @@ def delete_feed(name: str, drop_data: bool = False) -> None:
 
 def get_feed(name: str) -> Feed:
     with session_scope() as session:
-        return _get(session, name)
+        return feed_by_name(session, name)
 
 
 def list_feeds() -> list[Feed]:
@@ -225,9 +219,7 @@ def spec_of(feed: Feed) -> FeedSpec:
 
 
 def _sync_schedule(name: str) -> None:
-    from core import scheduler
-
-    scheduler.sync_feed(name)
+    schedule_slots.sync_feed(name)
 
 
 def export_yaml(names: list[str] | None = None) -> str:

@@ -19,13 +19,12 @@ import threading
 import time
 from collections import defaultdict, deque
 
-from sqlmodel import select
-
-from core import dispatch
-from common.errors import Conflict, NotFound
-from storage.models import ActiveRun, Feed, utcnow
+from common.errors import Conflict
+from storage.models import ActiveRun, utcnow
 from common.settings import get_settings
 from storage.db import session_scope
+from core.runs import create_run
+from storage.lookups import feed_by_name, find_feed
 
 TOKEN_HEADER = "X-Tributary-Token"
 
@@ -38,9 +37,7 @@ def regenerate_token(feed_name: str) -> str:
     """A new secret token for the feed (the old one stops working). Shown to the user once."""
     token = secrets.token_urlsafe(32)
     with session_scope() as session:
-        feed = session.exec(select(Feed).where(Feed.name == feed_name)).first()
-        if feed is None:
-            raise NotFound(f"feed {feed_name!r} does not exist")
+        feed = feed_by_name(session, feed_name)
         feed.webhook_token_hash = _hash(token)
         feed.updated_at = utcnow()
         session.add(feed)
@@ -76,10 +73,8 @@ _limiter = RateLimiter()
 
 def handle_trigger(feed_name: str, token: str | None, payload) -> tuple[int, dict]:
     """Everything the route does, without HTTP: returns (status code, JSON body)."""
-    from core.runs import create_run
-
     with session_scope() as session:
-        feed = session.exec(select(Feed).where(Feed.name == feed_name)).first()
+        feed = find_feed(session, feed_name)
         if feed is None:
             return 404, {"error": f"feed {feed_name!r} does not exist"}
         expected = feed.webhook_token_hash
@@ -102,7 +97,6 @@ def handle_trigger(feed_name: str, token: str | None, payload) -> tuple[int, dic
         with session_scope() as session:
             active = session.get(ActiveRun, feed.id)
         return 409, {"error": f"feed {feed_name!r} already has an active run", "run_id": active.run_id if active else None}
-    dispatch.submit(run.id)
     return 202, {"run_id": run.id, "status": "queued"}
 
 

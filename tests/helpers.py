@@ -26,3 +26,15 @@ def warehouse_rows(data_dir: Path, sql: str) -> list[tuple]:
 
 def table_exists(data_dir: Path, table: str) -> bool:
     return bool(warehouse_rows(data_dir, f"SELECT 1 FROM information_schema.tables WHERE table_name = '{table}'"))
+
+
+def capture_queued_runs() -> list[str]:
+    """Keep the ids of the runs queued from now on instead of executing them (the process's
+    services are built again, in the foreground, by the next bootstrap.build())."""
+    from core import bootstrap, events
+
+    bootstrap.build()
+    queued: list[str] = []
+    events.bus.clear(events.RunQueued)
+    events.bus.subscribe(events.RunQueued, lambda event: queued.append(event.run_id))
+    return queued

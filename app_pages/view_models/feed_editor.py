@@ -17,7 +17,7 @@ from core.connections import list_connections
 from common.errors import NotFound, TributaryError
 from core.feeds import DEFAULT_TRIGGER, PEAK_TEMPLATE, FeedSpec, create_feed, edit_feed, get_feed, list_feeds, spec_of
 from storage.models import Feed
-from core.runs import TestRequest
+from core.preview import PreviewRequest
 from common.settings import get_settings
 from core.state import current_state
 from app_pages.view_models.test_sessions import TestSession
@@ -151,10 +151,10 @@ def fingerprint(draft: FeedDraft) -> str:
     return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
 
 
-def request_for_test(draft: FeedDraft) -> TestRequest:
+def request_for_test(draft: FeedDraft) -> PreviewRequest:
     # An existing feed is tested from its current state, as its next run would start.
     metadata = current_state(draft.original_name) if draft.mode == "edit" and draft.original_name else {}
-    return TestRequest(
+    return PreviewRequest(
         script=draft.script, connection=draft.connection, dependencies=list(draft.dependencies),
         metadata=metadata, run_to_completion=draft.run_to_completion, timeout_s=draft.timeout_s,
         memory_limit_mb=draft.memory_limit_mb,

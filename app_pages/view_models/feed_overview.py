@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core import scheduler
+from core import schedule_slots
 from core.feeds import connection_name, list_feeds
 from storage.models import Feed
 from core.runs import ACTIVE_STATUSES, list_runs
@@ -42,7 +42,7 @@ def next_run_text(feed: Feed) -> str:
         return "manual"
     if kind == "webhook":
         return "on webhook"
-    fire = scheduler.next_fire_of(feed.id)
+    fire = schedule_slots.next_fire_of(feed.id)
     return fire.strftime("%Y-%m-%d %H:%M UTC") if fire else "no further run"
 
 

@@ -1,6 +1,6 @@
 """Why a queued run has not started yet, in words for the Runs page.
 
-A run waits in the queue for one of two reasons (see core.dispatch and core.retries): it is
+A run waits in the queue for one of two reasons (see core/services/dispatcher.py and core/services/retries.py): it is
 a retry whose backoff has not run out (Run.not_before is still ahead), or every run slot
 (max_concurrent_runs) is taken. Otherwise the dispatcher starts it within a second or so.
 """
@@ -11,17 +11,13 @@ from datetime import datetime, timezone
 
 from sqlmodel import select
 
-from core import dispatch
+from common.clock import aware
+from core import bootstrap
 from storage.models import Feed, Run, utcnow
 from common.settings import get_settings
 from storage.db import session_scope
 
 RUNNING_STATUSES = ("running", "loading")
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands datetimes back without a zone; the store always writes UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _span(seconds: float) -> str:
@@ -40,8 +36,8 @@ def queue_reason(run: Run, now: datetime, running: int, slots: int, attempts: in
     attempts the feed allows in all (1 + its retries), to say "attempt 2 of 4"."""
     if run.status != "queued":
         return None
-    if run.not_before is not None and _aware(run.not_before) > now:
-        until = _aware(run.not_before).astimezone(timezone.utc)
+    if run.not_before is not None and aware(run.not_before) > now:
+        until = aware(run.not_before).astimezone(timezone.utc)
         of = f" of {attempts}" if attempts and attempts >= run.attempt else ""
         return (f"Retry, attempt {run.attempt}{of}: waits for its backoff until {until:%Y-%m-%d %H:%M:%S} UTC "
                 f"(in {_span((until - now).total_seconds())})")
@@ -53,8 +49,8 @@ def queue_reason(run: Run, now: datetime, running: int, slots: int, attempts: in
 
 def running_and_slots() -> tuple[int, int]:
     """Runs executing now, and how many may at a time."""
-    current = dispatch.current()
-    slots = current.max_concurrent if current else get_settings().max_concurrent_runs
+    dispatcher = bootstrap.current().dispatcher
+    slots = dispatcher.max_concurrent if dispatcher else get_settings().max_concurrent_runs
     with session_scope() as session:
         running = len(session.exec(select(Run.id).where(Run.status.in_(RUNNING_STATUSES))).all())
     return running, max(1, slots)

@@ -14,12 +14,12 @@ from collections import deque
 from typing import Callable
 
 from common.errors import TributaryError
-from core.runs import TestRequest, TestResult, test_feed, test_script
+from core.preview import PreviewRequest, PreviewResult, preview_feed, preview_script
 from common.settings import get_settings
 
 MAX_LOG_LINES = 5000  # the tail a page can show; a chatty script must not fill the memory
 
-TestJob = Callable[[Callable[[str], None]], TestResult]
+TestJob = Callable[[Callable[[str], None]], PreviewResult]
 
 
 class TestSession:
@@ -32,7 +32,7 @@ class TestSession:
         self._lines: deque[str] = deque(maxlen=MAX_LOG_LINES)
         self._lock = threading.Lock()
         self._done = threading.Event()
-        self.result: TestResult | None = None
+        self.result: PreviewResult | None = None
         self.failure: str | None = None  # a problem that stopped the test before the script ran
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -94,12 +94,12 @@ def start_test(owner_key: str, job: TestJob, fingerprint: str = "") -> TestSessi
     return session.start()
 
 
-def start_script_test(owner_key: str, request: TestRequest, fingerprint: str = "") -> TestSession:
-    return start_test(owner_key, lambda on_log: test_script(request, on_log), fingerprint)
+def start_script_test(owner_key: str, request: PreviewRequest, fingerprint: str = "") -> TestSession:
+    return start_test(owner_key, lambda on_log: preview_script(request, on_log), fingerprint)
 
 
 def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> TestSession:
-    return start_test(owner_key, lambda on_log: test_feed(feed_name, run_to_completion, on_log))
+    return start_test(owner_key, lambda on_log: preview_feed(feed_name, run_to_completion, on_log))
 
 
 def current_test(owner_key: str) -> TestSession | None:

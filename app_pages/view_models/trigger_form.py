@@ -24,7 +24,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import available_timezones
 
 from core import schedules, triggers
-from core.retries import retry_delay_s
+from core.services.retries import retry_delay_s
 from core.schedules.basic import DAYS, INTERVAL_LIMITS
 from core.watchers import CHANNELS, EVENTS, event_title, watcher_problems
 

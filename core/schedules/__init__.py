@@ -6,7 +6,8 @@ No scheduler wiring lives here; callers hand the triggers to APScheduler.
 
 from .basic import build_trigger, normalize, validate
 from .basic import describe as describe_spec
-from .cron import describe, next_fire_times, parse_quartz, to_trigger
+from .cron import describe, parse_quartz, to_trigger
+from .fire_times import next_fire_times
 from .errors import ScheduleError
 from .month_day import MonthDayTrigger
 from .quartz import DayOfMonth, DayOfWeek, QuartzSchedule

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from storage.destinations import spool
 from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError
 from storage.destinations.sql import POSTGRES, quote

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 from storage.destinations import s3_objects as objects
-from storage.destinations import spool
 from storage.destinations.configured import Configured
 from storage.destinations.base import (
     REJECTS_SUFFIX,

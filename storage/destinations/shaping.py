@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage.destinations import spool
-from storage.destinations.base import (LOADED_AT_COLUMN, POSITION_COLUMN, REJECT_FIELDS, RUN_ID_COLUMN, Capabilities,
+from storage.destinations.base import (LOADED_AT_COLUMN, POSITION_COLUMN, RUN_ID_COLUMN, Capabilities,
                                        LoadRequest, RejectedRowsError)
 from storage.destinations.column_types import (
     INT64_MAX,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from storage.destinations import spool
 from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
 from storage.destinations.files import parquet_parts

@@ -4,19 +4,21 @@ import time
 
 import pytest
 
-from core import dispatch
+from core import bootstrap
 from core.feeds import FeedSpec, create_feed
-from core.retries import retry_delay_s
-from core.runs import get_run, list_runs, start_run, wait_for_run
+from core.services.retries import retry_delay_s
+from core.runs import get_run, list_runs, wait_for_run
+from core.bootstrap import start_run
 
 SLEEPY = "import time\nfrom lib import outputStream\ntime.sleep(3)\noutputStream.write({'a': 1})\n"
 
 
 @pytest.fixture
 def dispatcher(tributary):
-    started = dispatch.start(max_concurrent=2)
-    yield started
-    dispatch.stop()
+    services = bootstrap.build(background=True, max_concurrent=2).start()
+    yield services.dispatcher
+    services.stop()
+    bootstrap.build()
 
 
 def test_runs_above_the_cap_wait_in_the_queue(dispatcher):

@@ -5,7 +5,9 @@ and nothing the script plants in its spool is read outside it."""
 import pytest
 
 from core.feeds import FeedSpec, create_feed, edit_feed
-from core.runs import TestRequest, create_run, execute_run, read_log, test_script
+from core.runs import create_run, read_log
+from core.preview import PreviewRequest, preview_script
+from core.bootstrap import execute_run
 from common.settings import get_settings
 from core.state import current_state
 from tests.helpers import table_exists, warehouse_rows
@@ -95,7 +97,7 @@ def test_a_part_is_renamed_only_once_complete(tributary):
         "print(sorted(os.listdir(os.path.join('out', 'spool'))))\n"
         "print('per part', _runtime.RECORDS_PER_PART)\n"
     )
-    result = test_script(TestRequest(script=script, run_to_completion=True))
+    result = preview_script(PreviewRequest(script=script, run_to_completion=True))
     assert result.ok, result.error
     assert "['part-00000.jsonl.partial']" in result.logs
     assert "['part-00000.jsonl', 'part-00001.jsonl.partial']" in result.logs

@@ -5,7 +5,8 @@ import pytest
 from core.connections import ConnectionInput, create_connection
 from common.errors import Conflict
 from core.feeds import FeedSpec, create_feed, edit_feed
-from core.runs import create_run, execute_run, get_run, list_runs, read_log
+from core.runs import create_run, get_run, list_runs, read_log
+from core.bootstrap import execute_run
 from common.settings import get_settings
 from core.state import current_state, state_history
 from demo.api import DemoAPI
@@ -166,7 +167,7 @@ def test_custom_auth_fetches_and_refreshes_its_token(tributary):
 def test_runs_left_active_by_a_dead_process_are_recovered(any_store):
     import socket
 
-    from core.runs import recover_interrupted_runs
+    from core.services.recovery import recover_interrupted_runs
     from storage.db import session_scope
 
     create_feed(FeedSpec(name="paged", script=PAGED))
@@ -223,7 +224,7 @@ def test_a_run_whose_dead_process_pid_is_reused_is_recovered_and_a_living_ones_r
     import os
     import socket
 
-    from core.runs import recover_interrupted_runs
+    from core.services.recovery import recover_interrupted_runs
     from common.process import worker_id
     from storage.db import session_scope
 

@@ -18,11 +18,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
+from core import bootstrap
+from core.services import deliveries
 from core import watchers
 from common.errors import NotFound, ValidationError
 from core.feeds import FeedSpec, create_feed, edit_feed
 from storage.models import Delivery, Run, Watcher, utcnow
-from core.runs import create_run, execute_run, get_run, list_runs, recover_interrupted_runs
+from core.runs import create_run, get_run, list_runs
+from core.bootstrap import execute_run
+from core.services.recovery import recover_interrupted_runs
 from common.process import worker_id
 from storage.db import session_scope
 
@@ -48,12 +52,12 @@ def free_port() -> int:
 def app(tributary, monkeypatch):
     """Quick retries, a known public URL, no SMTP unless a test starts one; and no delivery
     left running into the next test."""
-    monkeypatch.setattr(watchers, "BACKOFF_BASE_S", 0.05)
+    monkeypatch.setattr(deliveries, "BACKOFF_BASE_S", 0.05)
     monkeypatch.setenv("TRIBUTARY_PUBLIC_URL", PUBLIC_URL)
     for name in ("HOST", "PORT", "USERNAME", "PASSWORD", "FROM", "STARTTLS"):
         monkeypatch.delenv(f"TRIBUTARY_SMTP_{name}", raising=False)
     yield tributary
-    assert watchers.flush(30), "deliveries were still running at the end of the test"
+    assert bootstrap.current().deliveries.flush(30), "deliveries were still running at the end of the test"
 
 
 # ---------------------------------------------------------------- a real SMTP server
@@ -161,7 +165,7 @@ def test_a_receiver_failing_twice_gets_the_run_on_the_third_attempt(receivers):
 
     finished = run("orders")
     assert finished.status == "succeeded"
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     [delivery] = watchers.deliveries_for_run(finished.id)
     assert (delivery.watcher_id, delivery.event, delivery.status, delivery.attempts, delivery.error) == (
@@ -195,13 +199,13 @@ def test_failing_receivers_never_fail_or_hold_up_the_run_and_their_errors_show_o
     held = watchers.deliveries_for_run(finished.id)[0]
     assert (held.status, held.attempts) == ("pending", 0)
     release.set()
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     to_down, to_nowhere = watchers.deliveries_for_run(finished.id)
-    assert (to_down.status, to_down.attempts) == ("failed", watchers.MAX_ATTEMPTS)
+    assert (to_down.status, to_down.attempts) == ("failed", deliveries.MAX_ATTEMPTS)
     assert "answered HTTP 500" in to_down.error and "receiver is down for maintenance" in to_down.error
-    assert len(down.posts) == watchers.MAX_ATTEMPTS
-    assert (to_nowhere.status, to_nowhere.attempts) == ("failed", watchers.MAX_ATTEMPTS)
+    assert len(down.posts) == deliveries.MAX_ATTEMPTS
+    assert (to_nowhere.status, to_nowhere.attempts) == ("failed", deliveries.MAX_ATTEMPTS)
     assert f"could not reach 127.0.0.1:{closed_port}" in to_nowhere.error
     assert "s3cret" not in to_nowhere.error  # URLs often carry tokens; the run page must not
     after = get_run(finished.id)
@@ -219,7 +223,7 @@ def test_a_run_that_loads_nothing_notifies_no_records(receivers):
 
     finished = run("quiet")
     assert finished.status == "succeeded"
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     assert sorted((d["event"], d["records_loaded"]) for d in receiver.documents()) == [
         ("no_records", 0), ("succeeded", 0)]
@@ -232,16 +236,16 @@ def test_a_long_run_notifies_watchers_whose_threshold_it_passed(receivers):
     watchers.add_watcher("slow", ["long_run"], "webhook", receiver.url, longer_than_minutes=5)
 
     finished = run("slow")  # a few seconds: under the threshold
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     assert watchers.deliveries_for_run(finished.id) == [] and receiver.posts == []
 
     with session_scope() as session:  # as if it had taken six minutes
         row = session.get(Run, finished.id)
         row.started_at = row.finished_at - timedelta(minutes=6)
         session.add(row)
-    [delivery] = watchers.notify_watchers(get_run(finished.id))
-    assert watchers.notify_watchers(get_run(finished.id)) == []  # never the same news twice
-    assert watchers.flush(30)
+    [delivery] = bootstrap.current().deliveries.notify(get_run(finished.id))
+    assert bootstrap.current().deliveries.notify(get_run(finished.id)) == []  # never the same news twice
+    assert bootstrap.current().deliveries.flush(30)
 
     [document] = receiver.documents()
     assert (document["event"], document["run_id"], document["duration_s"]) == ("long_run", finished.id, 360.0)
@@ -276,13 +280,13 @@ def test_an_email_watcher_on_failures_hears_only_of_failed_runs(mailbox):
 
     ok = run("orders")
     assert ok.status == "succeeded"
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     assert watchers.deliveries_for_run(ok.id) == [] and mailbox.messages == []
 
     edit_feed("orders", script=BROKEN)
     failed = run("orders")
     assert failed.status == "failed"
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     [message] = mailbox.messages
     assert message["Subject"] == "[Tributary] feed orders: run failed"
@@ -302,9 +306,9 @@ def test_email_failures_show_on_the_run(mailbox, monkeypatch):
     watchers.add_watcher("orders", ["succeeded"], "email", "ops@data.example")
 
     finished = run("orders")
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     refused, accepted = watchers.deliveries_for_run(finished.id)
-    assert (refused.status, refused.attempts) == ("failed", watchers.MAX_ATTEMPTS)
+    assert (refused.status, refused.attempts) == ("failed", deliveries.MAX_ATTEMPTS)
     assert "refused the recipient" in refused.error and "550" in refused.error
     assert (accepted.status, accepted.attempts) == ("delivered", 1)
     assert [m["To"] for m in mailbox.messages] == ["ops@data.example"]
@@ -313,7 +317,7 @@ def test_email_failures_show_on_the_run(mailbox, monkeypatch):
     monkeypatch.delenv("TRIBUTARY_SMTP_HOST")
     second = run("orders")
     assert second.status == "succeeded"
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     for delivery in watchers.deliveries_for_run(second.id):
         assert (delivery.status, delivery.attempts) == ("failed", 1)
         assert "TRIBUTARY_SMTP_HOST" in delivery.error
@@ -394,8 +398,8 @@ def test_a_delivery_left_pending_by_a_killed_process_is_sent_when_the_app_starts
     [left] = watchers.deliveries_for_run(run_id)
     assert (left.status, left.attempts) == ("pending", 0)
 
-    assert watchers.resume_left_deliveries() == [left.id]
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.resume_left() == [left.id]
+    assert bootstrap.current().deliveries.flush(30)
 
     [sent] = watchers.deliveries_for_run(run_id)
     assert (sent.status, sent.attempts, sent.error) == ("delivered", 1, None)
@@ -404,7 +408,7 @@ def test_a_delivery_left_pending_by_a_killed_process_is_sent_when_the_app_starts
     assert [h["X-Tributary-Delivery"] for h, _ in receiver.posts] == [str(left.id)] * 2
     assert receiver.documents()[0] == receiver.documents()[1]
     assert receiver.documents()[1]["run_id"] == run_id and receiver.documents()[1]["status"] == "succeeded"
-    assert watchers.resume_left_deliveries() == []  # taken once
+    assert bootstrap.current().deliveries.resume_left() == []  # taken once
 
 
 def _pending_delivery(run_id: str, watcher_id: int, worker: str | None, attempts: int = 0) -> int:
@@ -429,8 +433,8 @@ def test_deliveries_of_living_processes_and_of_other_hosts_are_left_to_them(rece
     sending_here = _pending_delivery(finished.id, watcher.id, worker_id())
     other_host = _pending_delivery(finished.id, watcher.id, "another-host.example:1")
 
-    assert watchers.resume_left_deliveries() == []
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.resume_left() == []
+    assert bootstrap.current().deliveries.flush(30)
     assert receiver.posts == []
     statuses = {d.id: (d.status, d.worker) for d in watchers.deliveries_for_run(finished.id)}
     assert statuses == {sending_here: ("pending", worker_id()), other_host: ("pending", "another-host.example:1")}
@@ -441,12 +445,12 @@ def test_a_left_delivery_goes_on_with_the_attempts_it_has_left(receivers):
     create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
     finished = run("orders")
     watcher = watchers.add_watcher("orders", ["succeeded"], "webhook", receiver.url)
-    left = _pending_delivery(finished.id, watcher.id, _dead_worker(), attempts=watchers.MAX_ATTEMPTS - 1)
+    left = _pending_delivery(finished.id, watcher.id, _dead_worker(), attempts=deliveries.MAX_ATTEMPTS - 1)
 
-    assert watchers.resume_left_deliveries() == [left]
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.resume_left() == [left]
+    assert bootstrap.current().deliveries.flush(30)
     [delivery] = watchers.deliveries_for_run(finished.id)
-    assert (delivery.status, delivery.attempts) == ("failed", watchers.MAX_ATTEMPTS)
+    assert (delivery.status, delivery.attempts) == ("failed", deliveries.MAX_ATTEMPTS)
     assert len(receiver.posts) == 1  # the last attempt only
 
 
@@ -457,7 +461,7 @@ def test_a_left_delivery_whose_watcher_was_removed_fails_saying_so(receivers):
     left = _pending_delivery(finished.id, watcher.id, _dead_worker())
     watchers.remove_watcher(watcher.id)
 
-    assert watchers.resume_left_deliveries() == [left]
+    assert bootstrap.current().deliveries.resume_left() == [left]
     [delivery] = watchers.deliveries_for_run(finished.id)
     assert (delivery.status, delivery.error) == ("failed", "not sent: its watcher was removed while it was pending")
 
@@ -478,7 +482,7 @@ def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(re
     stale = _run_left_running_by_a_dead_process("orders")
 
     assert recover_interrupted_runs() == [stale.id]
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     [document] = receiver.documents()
     assert (document["run_id"], document["event"], document["status"]) == (stale.id, "failed", "failed")
@@ -503,7 +507,7 @@ def test_two_processes_starting_at_once_recover_a_dead_run_once(receivers, any_s
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
 
     assert sorted(results) == [[], [stale.id]]
     assert [d["run_id"] for d in receiver.documents()] == [stale.id]

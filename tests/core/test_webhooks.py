@@ -3,19 +3,22 @@ tests/server/test_webhook_http.py)."""
 
 import pytest
 
-from core import dispatch, webhooks
+from core import bootstrap, webhooks
 from core.feeds import FeedSpec, create_feed, set_paused
-from core.runs import execute_run, get_run
+from core.runs import get_run
+from core.bootstrap import execute_run
+from tests.helpers import capture_queued_runs
 
 SCRIPT = "from lib import outputStream, trigger\noutputStream.write({'got': trigger.payload})\n"
 
 
 @pytest.fixture
-def hooked(tributary, monkeypatch):
-    monkeypatch.setattr(dispatch, "submit", lambda run_id: None)
+def hooked(tributary):
+    capture_queued_runs()
     webhooks.reset_rate_limits()
     create_feed(FeedSpec(name="hooked", script=SCRIPT, trigger={"type": "webhook"}))
-    return webhooks.regenerate_token("hooked")
+    yield webhooks.regenerate_token("hooked")
+    bootstrap.build()
 
 
 def test_a_valid_token_queues_a_run_with_the_payload(hooked):

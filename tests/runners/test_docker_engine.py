@@ -15,7 +15,9 @@ import pytest
 
 from common.errors import TributaryError
 from core.feeds import FeedSpec, create_feed
-from core.runs import TestRequest, cancel_run, create_run, execute_run, test_script, wait_for_run
+from core.runs import cancel_run, create_run, wait_for_run
+from core.preview import PreviewRequest, preview_script
+from core.bootstrap import execute_run
 from runners import get_runner
 from runners.docker_engine import RUN_LABEL, SANDBOX_LABEL
 
@@ -39,7 +41,7 @@ def test_an_unreachable_engine_is_reported_and_subprocess_feeds_carry_on(tributa
 
     with pytest.raises(TributaryError, match=expected):
         get_runner("docker").check()  # what the settings page shows
-    result = test_script(TestRequest(script=QUICK))
+    result = preview_script(PreviewRequest(script=QUICK))
     assert not result.ok and expected in result.error
     create_feed(FeedSpec(name="docker_feed", script=QUICK))
     run = execute_run(create_run("docker_feed").id)
@@ -55,7 +57,7 @@ def test_a_missing_runner_image_says_how_to_build_it(docker_runner, monkeypatch)
     monkeypatch.setenv("TRIBUTARY_DOCKER_IMAGE", "tributary-runner:no-such-tag")
     with pytest.raises(TributaryError, match="docker/build-base-image.sh"):
         get_runner("docker").check()
-    result = test_script(TestRequest(script=QUICK))
+    result = preview_script(PreviewRequest(script=QUICK))
     assert not result.ok
     assert "the runner image tributary-runner:no-such-tag is not on the Docker engine" in result.error
 

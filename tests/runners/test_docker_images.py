@@ -8,7 +8,7 @@ from pathlib import Path
 
 from docker.errors import NotFound
 
-from core.runs import TestRequest, test_script
+from core.preview import PreviewRequest, preview_script
 from runners.docker_images import builds_started
 from tests.runners.conftest import docker_engine
 
@@ -21,13 +21,13 @@ def builds() -> int:
 
 def test_a_dependency_set_is_built_once_then_reused(docker_runner):
     before = builds()
-    first = test_script(TestRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.1"]))
+    first = preview_script(PreviewRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.1"]))
     assert first.ok, "\n".join(first.logs)
     assert first.records == [{"version": "4.7.1"}]
     assert any("Successfully installed tinydb-4.7.1" in line for line in first.logs)  # pip's own output
     assert builds() == before + 1
 
-    second = test_script(TestRequest(script=USES_TINYDB, dependencies=[" tinydb==4.7.1 "]))
+    second = preview_script(PreviewRequest(script=USES_TINYDB, dependencies=[" tinydb==4.7.1 "]))
     assert second.ok and second.records == [{"version": "4.7.1"}]
     assert builds() == before + 1
     assert any("using cached environment image" in line for line in second.logs)
@@ -38,7 +38,7 @@ def test_two_runs_needing_the_same_new_set_build_it_once(docker_runner):
     results = []
 
     def run() -> None:
-        results.append(test_script(TestRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.0"])))
+        results.append(preview_script(PreviewRequest(script=USES_TINYDB, dependencies=["tinydb==4.7.0"])))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
@@ -64,13 +64,13 @@ def test_the_configured_ca_bundle_is_what_the_container_trusts(docker_runner, mo
     system_bundle = Path("/etc/ssl/certs/ca-certificates.crt").read_text()
     bundle.write_text("# corporate proxy CA for tributary\n" + system_bundle)
     monkeypatch.setenv("TRIBUTARY_DOCKER_CA_BUNDLE", str(bundle))
-    result = test_script(TestRequest(script=READS_CA))
+    result = preview_script(PreviewRequest(script=READS_CA))
     assert result.ok, result.error
     assert result.records == [{"first_line": "# corporate proxy CA for tributary",
                                "requests_uses": "/etc/ssl/certs/ca-certificates.crt"}]
 
     monkeypatch.setenv("TRIBUTARY_DOCKER_CA_BUNDLE", "none")
-    result = test_script(TestRequest(script=READS_CA))
+    result = preview_script(PreviewRequest(script=READS_CA))
     assert result.ok, result.error
     assert result.records[0]["first_line"] != "# corporate proxy CA for tributary"
     assert result.records[0]["requests_uses"] is None

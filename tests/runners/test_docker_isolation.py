@@ -11,7 +11,9 @@ import docker
 
 from core.connections import ConnectionInput, create_connection
 from core.feeds import FeedSpec, create_feed
-from core.runs import TestRequest, cancel_run, create_run, execute_run, test_script, wait_for_run
+from core.runs import cancel_run, create_run, wait_for_run
+from core.preview import PreviewRequest, preview_script
+from core.bootstrap import execute_run
 from common.settings import get_settings
 from demo.api import DemoAPI
 from runners.docker_engine import RUN_LABEL
@@ -36,7 +38,7 @@ QUICK = "from lib import outputStream\noutputStream.write({'ok': 1})\n"
 
 
 def read_attempts(targets: dict) -> dict:
-    result = test_script(TestRequest(script=TRY_TO_READ.format(targets=targets), run_to_completion=True))
+    result = preview_script(PreviewRequest(script=TRY_TO_READ.format(targets=targets), run_to_completion=True))
     assert result.ok, result.error
     return {record["target"]: record for record in result.records}
 
@@ -106,7 +108,7 @@ outputStream.write({"uid": os.getuid(), "caps": status["CapEff"].strip(),
                     "etc": try_write("/etc/evil"), "usr": try_write("/usr/bin/evil"),
                     "tmp": try_write("/tmp/scratch"), "work": try_write("/work/scratch")})
 '''
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert result.ok, result.error
     assert result.records == [{"uid": result.records[0]["uid"], "caps": "0000000000000000", "no_new_privs": "1",
                                "etc": "Read-only file system", "usr": "Read-only file system",
@@ -133,7 +135,7 @@ else:
     pids = read("/sys/fs/cgroup/pids/pids.max")[0]
 outputStream.write({"cpus": int(quota) / int(period), "memory_mb": int(memory) // 2**20, "pids": int(pids)})
 '''
-    result = test_script(TestRequest(script=script, memory_limit_mb=300))
+    result = preview_script(PreviewRequest(script=script, memory_limit_mb=300))
     assert result.ok, result.error
     assert result.records == [{"cpus": 0.5, "memory_mb": 300, "pids": 64}]
 
@@ -179,7 +181,7 @@ for label, url in {urls!r}.items():
 
 
 def reach(urls: dict) -> dict:
-    result = test_script(TestRequest(script=CALL.format(urls=urls), run_to_completion=True))
+    result = preview_script(PreviewRequest(script=CALL.format(urls=urls), run_to_completion=True))
     assert result.ok, result.error
     return {record["to"]: record["status"] for record in result.records}
 

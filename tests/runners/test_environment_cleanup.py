@@ -1,5 +1,5 @@
 """Dependency environments that no feed or draft names, and that nothing used for two weeks,
-are removed at start-up; the rest stay (runners/envs.py, core/server_state.py)."""
+are removed at start-up; the rest stay (runners/envs.py, core/housekeeping.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import time
 from pathlib import Path
 
-from core import server_state
-from app_pages.view_models import feed_editor
+from app_pages.view_models import drafts, feed_editor
+from core import housekeeping
 from core.feeds import FeedSpec, create_feed
 from common.settings import get_settings
 from runners.envs import UNUSED_FOR_S, dependency_hash, ensure_environment, remove_unused_environments
@@ -67,7 +67,7 @@ def test_each_use_counts_as_recent(tmp_path):
 
 
 def test_start_up_keeps_what_feeds_and_drafts_name(tributary, monkeypatch):
-    monkeypatch.setenv(server_state.DEMO_API_SWITCH, "0")
+    monkeypatch.setenv(housekeeping.DEMO_API_SWITCH, "0")
     envs = get_settings().envs_dir
     create_feed(FeedSpec(name="orders", script="print(1)", dependencies=["six==1.16.0"]))
     draft = feed_editor.new_draft("someone")
@@ -77,9 +77,9 @@ def test_start_up_keeps_what_feeds_and_drafts_name(tributary, monkeypatch):
     of_draft = _environment(envs, ["tinydb==4.7.0"], LONG_AGO)
     of_nothing = _environment(envs, ["tinydb==4.8.0"], LONG_AGO)
 
-    server_state.start_services()
+    housekeeping.start_services(drafts.dependency_sets)
     try:
         assert of_feed.exists() and of_draft.exists()
         assert not of_nothing.exists()
     finally:
-        server_state.stop_services()
+        housekeeping.stop_services()

@@ -8,13 +8,15 @@ import pytest
 
 from core.connections import ConnectionInput, create_connection
 from core.feeds import FeedSpec, create_feed
-from core.runs import TestRequest, cancel_run, create_run, execute_run, test_script, wait_for_run
+from core.runs import cancel_run, create_run, wait_for_run
+from core.preview import PreviewRequest, preview_script
+from core.bootstrap import execute_run
 from core.state import current_state
 from tests.helpers import example, table_exists, warehouse_rows
 
 
 def test_peak_example_previews_ten_records_and_stops(runner_name, demo_api):
-    result = test_script(TestRequest(script=example("public_apis_entries.py", demo_api.url)))
+    result = preview_script(PreviewRequest(script=example("public_apis_entries.py", demo_api.url)))
     assert result.ok, result.error
     assert result.count == 10 and len(result.records) == 10
     assert set(result.records[0]) == {"API", "Description", "Auth", "HTTPS", "Cors", "Link", "Category"}
@@ -23,14 +25,14 @@ def test_peak_example_previews_ten_records_and_stops(runner_name, demo_api):
 
 def test_test_can_run_to_completion_and_changes_nothing(runner_name, demo_api, tributary):
     create_feed(FeedSpec(name="entries", script=example("public_apis_entries.py", demo_api.url)))
-    result = test_script(TestRequest(script=example("public_apis_entries.py", demo_api.url), run_to_completion=True))
+    result = preview_script(PreviewRequest(script=example("public_apis_entries.py", demo_api.url), run_to_completion=True))
     assert result.ok and result.count == 1425 and len(result.records) == 10
     assert not table_exists(tributary, "entries")
     assert current_state("entries") == {}
 
 
 def test_test_reports_the_metadata_that_would_be_saved(runner_name, demo_api):
-    result = test_script(TestRequest(script=example("incremental_get_data.py", demo_api.url), run_to_completion=True,
+    result = preview_script(PreviewRequest(script=example("incremental_get_data.py", demo_api.url), run_to_completion=True,
                                      metadata={"next": 2001}))
     assert result.ok
     assert result.count == 500
@@ -40,7 +42,7 @@ def test_test_reports_the_metadata_that_would_be_saved(runner_name, demo_api):
 
 def test_error_reports_the_line_in_the_users_script(runner_name):
     script = "from lib import outputStream\noutputStream.write({'a': 1})\nvalue = {}['missing']\n"
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert not result.ok
     assert result.error_line == 3
     assert "KeyError" in result.error and "line 3" in result.error
@@ -48,7 +50,7 @@ def test_error_reports_the_line_in_the_users_script(runner_name):
 
 
 def test_syntax_error_names_the_line(runner_name):
-    result = test_script(TestRequest(script="x = 1\nif x\n    pass\n"))
+    result = preview_script(PreviewRequest(script="x = 1\nif x\n    pass\n"))
     assert not result.ok and result.error_line == 2 and "SyntaxError" in result.error
 
 
@@ -62,7 +64,7 @@ def test_syntax_error_names_the_line(runner_name):
     ],
 )
 def test_records_and_metadata_must_be_objects(runner_name, script, expected):
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert not result.ok
     assert expected in result.error
 
@@ -73,7 +75,7 @@ def test_dates_decimals_and_uuids_become_strings(runner_name):
         "outputStream.write({'d': datetime.date(2024, 5, 1), 'n': decimal.Decimal('1.10'),"
         " 'u': uuid.UUID(int=1), 't': datetime.datetime(2024, 5, 1, 12, 0)})\n"
     )
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert result.ok, result.error
     assert result.records == [{"d": "2024-05-01", "n": "1.10", "u": "00000000-0000-0000-0000-000000000001",
                                "t": "2024-05-01T12:00:00"}]
@@ -86,7 +88,7 @@ def test_keys_that_are_not_text_become_text_as_json_dumps_writes_them(runner_nam
         "outputStream.write({1: 'one', 'nested': {2.5: True, None: 'x'}})\n"
         "outputStream.write({'b': 2})\n"
     )
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert result.ok, result.error
     assert result.records == [{"a": 1}, {"1": "one", "nested": {"2.5": True, "null": "x"}}, {"b": 2}]
 
@@ -97,7 +99,7 @@ def test_connection_secrets_are_masked_in_logs_and_errors(runner_name):
         "from lib import connection\nprint('password is', connection.auth[1])\n"
         "raise RuntimeError('failed with ' + connection.auth[1])\n"
     )
-    result = test_script(TestRequest(script=script, connection="api"))
+    result = preview_script(PreviewRequest(script=script, connection="api"))
     joined = "\n".join(result.logs)
     assert "password is ****" in joined
     assert "Sup3r-S3cret-Value" not in joined
@@ -108,7 +110,7 @@ def test_script_cannot_see_the_apps_environment(runner_name, monkeypatch):
     monkeypatch.setenv("TRIBUTARY_SECRET_KEY", "app-only-encryption-key")
     monkeypatch.setenv("APP_ONLY_VARIABLE", "should-not-leak")
     script = "import os\nfrom lib import outputStream\noutputStream.write({'env': ' '.join(sorted(os.environ))})\n"
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert result.ok, result.error
     names = result.records[0]["env"].split()
     assert "PATH" in names
@@ -119,7 +121,7 @@ def test_script_cannot_see_the_apps_environment(runner_name, monkeypatch):
 def test_logs_stream_while_the_script_runs(runner_name):
     seen = []
     script = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')\n"
-    result = test_script(TestRequest(script=script), on_log=lambda line: seen.append((time.monotonic(), line)))
+    result = preview_script(PreviewRequest(script=script), on_log=lambda line: seen.append((time.monotonic(), line)))
     end = time.monotonic()
     assert result.ok
     first = next(t for t, line in seen if line == "first")
@@ -127,14 +129,14 @@ def test_logs_stream_while_the_script_runs(runner_name):
 
 
 def test_time_limit(runner_name):
-    result = test_script(TestRequest(script="import time\ntime.sleep(30)\n", timeout_s=2))
+    result = preview_script(PreviewRequest(script="import time\ntime.sleep(30)\n", timeout_s=2))
     assert not result.ok
     assert "timed out after 2 s" in result.error
 
 
 def test_memory_limit(runner_name):
     script = "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))\n"
-    result = test_script(TestRequest(script=script, memory_limit_mb=256, timeout_s=60))
+    result = preview_script(PreviewRequest(script=script, memory_limit_mb=256, timeout_s=60))
     assert not result.ok
     assert "memory limit of 256 MB exceeded" in result.error
 
@@ -176,14 +178,14 @@ def test_a_script_that_forks_reports_once(runner_name):
         "import os\nfrom lib import outputStream\noutputStream.write({'a': 1})\n"
         "pid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\n"
     )
-    result = test_script(TestRequest(script=script, run_to_completion=True))
+    result = preview_script(PreviewRequest(script=script, run_to_completion=True))
     assert result.ok, result.error
     assert result.count == 1 and result.records == [{"a": 1}]
 
 
 def test_a_script_overwriting_its_result_file_fails_cleanly(runner_name):
     script = "import atexit\natexit.register(lambda: open('out/metadata.json', 'w').write('not json'))\n"
-    result = test_script(TestRequest(script=script))
+    result = preview_script(PreviewRequest(script=script))
     assert not result.ok
     assert "metadata is unreadable" in result.error
 

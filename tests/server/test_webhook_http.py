@@ -1,13 +1,12 @@
 """The webhook trigger over real HTTP, against the running st.App server (streamlit run app.py)."""
 
-import time
 
 import pytest
 import requests
 
 from core import webhooks
 from core.feeds import FeedSpec, create_feed
-from core.runs import get_run, wait_for_run
+from core.runs import wait_for_run
 from tests.helpers import warehouse_rows
 from tests.ui.server import start_server
 

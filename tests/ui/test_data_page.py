@@ -2,7 +2,7 @@
 Parquet datasets, and a chart of records loaded per run per feed."""
 
 from core.feeds import FeedSpec, create_feed
-from core.runs import start_run
+from core.bootstrap import start_run
 from tests.ui.conftest import button, errors, labelled, texts
 
 NUMBERS = "from lib import outputStream\nfor i in range(7):\n    outputStream.write({'n': i, 'square': i * i})\n"

@@ -6,7 +6,8 @@ import re
 import time
 
 from core.feeds import FeedSpec, create_feed, get_feed
-from core.runs import cancel_run, get_run, list_runs, start_run, wait_for_run
+from core.runs import cancel_run, get_run, list_runs, wait_for_run
+from core.bootstrap import start_run
 from app_pages.view_models.warehouse_browser import list_tables
 from tests.ui.conftest import button, labelled, landed_on, texts, wait_for_test
 

@@ -5,7 +5,7 @@ import pytest
 
 from core.connections import ConnectionInput, create_connection
 from core.feeds import FeedSpec, create_feed
-from core.runs import start_run
+from core.bootstrap import start_run
 from tests.ui.conftest import PAGES, new_app
 
 TITLES = {"feeds": "Feeds", "new": "New feed", "edit": "Edit feed", "connections": "Connections",

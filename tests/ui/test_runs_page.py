@@ -6,7 +6,8 @@ import json
 import time
 
 from core.feeds import FeedSpec, create_feed
-from core.runs import start_run, wait_for_run
+from core.runs import wait_for_run
+from core.bootstrap import start_run
 from core.state import reset_state
 from tests.ui.conftest import button, errors, labelled, texts
 

@@ -10,9 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from core import watchers
+from core import bootstrap
+from core.services import deliveries
 from core.feeds import FeedSpec, create_feed
-from core.runs import cancel_run, create_run, get_run, list_runs, start_run, wait_for_run
+from core.runs import cancel_run, create_run, get_run, list_runs, wait_for_run
+from core.bootstrap import start_run
 from core.watchers import add_watcher
 from tests.ui.conftest import errors, labelled, texts
 
@@ -84,15 +86,15 @@ def test_a_run_waiting_for_a_free_slot_says_so(app, monkeypatch):
 
 
 def test_a_runs_detail_shows_its_watcher_deliveries_and_their_failures(app, monkeypatch, receiver):
-    monkeypatch.setattr(watchers, "MAX_ATTEMPTS", 2)
-    monkeypatch.setattr(watchers, "BACKOFF_BASE_S", 0.01)
+    monkeypatch.setattr(deliveries, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(deliveries, "BACKOFF_BASE_S", 0.01)
     monkeypatch.delenv("TRIBUTARY_SMTP_HOST", raising=False)
     status, url = receiver
     create_feed(FeedSpec(name="refunds", script=FAILING))
     add_watcher("refunds", ["failed"], "webhook", url)
     add_watcher("refunds", ["failed"], "email", "ops@example.com")
     run = start_run("refunds", wait=True)
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     at = app("runs", run=run.id)
     [_, table] = [d.value for d in at.dataframe]
     assert list(table["Status"]) == ["delivered", "failed"]
@@ -104,7 +106,7 @@ def test_a_runs_detail_shows_its_watcher_deliveries_and_their_failures(app, monk
 
     status[0] = 500
     second = start_run("refunds", wait=True)
-    assert watchers.flush(30)
+    assert bootstrap.current().deliveries.flush(30)
     at = app("runs", run=second.id)
     webhook_failure = [e for e in errors(at) if e.startswith(f"Could not deliver the webhook call to {url}")]
     assert webhook_failure and "after 2 attempts" in webhook_failure[0] and "HTTP 500" in webhook_failure[0]

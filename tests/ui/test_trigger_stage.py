@@ -9,7 +9,7 @@ import pytest
 
 from app_pages.view_models import feed_editor
 from core.feeds import FeedSpec, create_feed, get_feed
-from core.scheduler import next_fire_of
+from core.schedule_slots import next_fire_of
 from app_pages.view_models.trigger_form import format_fire_time
 from core.watchers import list_watchers
 from core.webhooks import handle_trigger, regenerate_token

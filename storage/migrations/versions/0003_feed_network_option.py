@@ -6,7 +6,6 @@ Create Date: 2026-11-26 13:07:06.313440
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
 
 
 revision = '0003'

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from common.settings import Settings
+from core.notify.base import Channel, DeliveryError
+
 TIMEOUT_S = 10
 
 
-class WebhookError(Exception):
+class WebhookError(DeliveryError):
     """The receiver could not be reached or did not answer 2xx."""
 
 
@@ -57,3 +60,10 @@ def send(url: str, document: dict, delivery_id: int, timeout_s: float = TIMEOUT_
         message += " (redirects are not followed: use the final URL)"
     detail = " ".join(response.text.split())[:200]
     raise WebhookError(f"{message}: {detail}" if detail else message)
+
+
+class WebhookChannel(Channel):
+    name, label = "webhook", "Webhook (HTTP POST of a JSON document)"
+
+    def send(self, target: str, title: str, document: dict, delivery_id: int, settings: Settings) -> None:
+        send(target, document, delivery_id)

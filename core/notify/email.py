@@ -12,16 +12,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from common.settings import Settings
+from core.notify.base import Channel, DeliveryError, NotConfigured
 
 TIMEOUT_S = 10
+NOT_CONFIGURED = "email is not set up: set TRIBUTARY_SMTP_HOST (and TRIBUTARY_SMTP_PORT) for the app"
 
 
-class EmailError(Exception):
+class EmailError(DeliveryError):
     """The mail server could not be reached or refused the message."""
-
-
-class NotConfigured(EmailError):
-    pass
 
 
 def compose(document: dict, title: str) -> tuple[str, str]:
@@ -75,7 +73,7 @@ def _describe(exc: Exception, settings: Settings) -> str:
 
 def send(settings: Settings, to: str, subject: str, body: str, timeout_s: float = TIMEOUT_S) -> None:
     if not settings.smtp_host:
-        raise NotConfigured("email is not set up: set TRIBUTARY_SMTP_HOST (and TRIBUTARY_SMTP_PORT) for the app")
+        raise NotConfigured(NOT_CONFIGURED)
     message = _message(settings, to, subject, body)
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout_s) as client:
@@ -86,3 +84,14 @@ def send(settings: Settings, to: str, subject: str, body: str, timeout_s: float 
             client.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
         raise EmailError(_describe(exc, settings)) from None
+
+
+class EmailChannel(Channel):
+    name, label = "email", "Email"
+
+    def send(self, target: str, title: str, document: dict, delivery_id: int, settings: Settings) -> None:
+        subject, body = compose(document, title)
+        send(settings, target, subject, body)
+
+    def configured(self, settings: Settings) -> str | None:
+        return None if settings.smtp_host else NOT_CONFIGURED

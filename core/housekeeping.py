@@ -1,4 +1,6 @@
-"""What the server process starts once, from app.py's lifespan, and stops at shutdown.
+"""What the server process starts once, from app.py's lifespan, and stops at shutdown: the
+process's services (core/bootstrap.py, in the background), the clean-up of what earlier runs
+left (containers, old dependency images and environments), and the bundled demo API.
 
 Kept here rather than in app.py: under `python app.py` the launcher module is __main__, and a
 second import of it would start everything twice.
@@ -9,11 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Callable
 
-from core import scheduler, watchers
+from sqlalchemy import text
+
 from common.errors import TributaryError
-from core.runs import recover_interrupted_runs
 from common.settings import get_settings
+from core import bootstrap, feeds
 from demo.api import DemoAPI
 from storage.db import get_engine
 
@@ -23,7 +27,7 @@ DEMO_API_SWITCH = "TRIBUTARY_DEMO_API"  # "0" leaves the bundled demo API off
 
 _lock = threading.Lock()
 _demo_api: DemoAPI | None = None
-_started = False
+_services: bootstrap.Services | None = None
 
 
 def _start_demo_api(port: int) -> DemoAPI | None:
@@ -35,12 +39,10 @@ def _start_demo_api(port: int) -> DemoAPI | None:
         return None
 
 
-def _named_dependency_sets() -> list[list[str]]:
-    """The dependency sets that feeds and drafts name: their environments and images stay."""
-    from core import feeds
-    from app_pages.view_models import drafts
-
-    return [list(feed.dependencies) for feed in feeds.list_feeds()] + drafts.dependency_sets()
+def _named_dependency_sets(extra: Callable[[], list[list[str]]]) -> list[list[str]]:
+    """The dependency sets that feeds (and the caller's drafts) name: their environments and
+    images stay."""
+    return [list(feed.dependencies) for feed in feeds.list_feeds()] + extra()
 
 
 def _remove_docker_leftovers(named: list[list[str]]) -> None:
@@ -82,44 +84,38 @@ def _remove_unused_environments(named: list[list[str]]) -> None:
         log.info("removed %d dependency environment(s) no feed or draft uses: %s", len(removed), ", ".join(removed))
 
 
-def start_services() -> dict:
-    """Migrate the store, free the feeds of runs a dead process left active, send the
-    notifications it left pending, remove the containers such runs left and the dependency
-    images no run can use or nothing used for two weeks (docker runner), remove the dependency
-    environments nothing used for two weeks (subprocess runner), start the scheduler with the run queue, and the
-    demo API (unless TRIBUTARY_DEMO_API=0).
-    Idempotent within a process."""
-    global _demo_api, _started
+def start_services(named_dependency_sets: Callable[[], list[list[str]]] = list) -> dict:
+    """Build and start the process's services in the background (recovery of dead runs and
+    deliveries, the run queue, the scheduler), remove the containers dead runs left and the
+    dependency images and environments nothing used for two weeks, and start the demo API
+    (unless TRIBUTARY_DEMO_API=0). `named_dependency_sets` adds the sets that unsaved work (the
+    editor's drafts) names. Idempotent within a process."""
+    global _demo_api, _services
     with _lock:
-        if _started:
+        if _services is not None:
             return status()
         settings = get_settings()
-        get_engine()
-        recovered = recover_interrupted_runs()
-        if recovered:
-            log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
-        resumed = watchers.resume_left_deliveries()
-        if resumed:
-            log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
-        named = _named_dependency_sets()
+        services = bootstrap.build(settings, background=True)
+        services.start()
+        named = _named_dependency_sets(named_dependency_sets)
         if settings.runner == "docker":
             _remove_docker_leftovers(named)
         _remove_unused_environments(named)
-        scheduler.start()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)
-        _started = True
+        _services = services
         return status()
 
 
 def stop_services() -> None:
-    global _demo_api, _started
+    global _demo_api, _services
     with _lock:
-        scheduler.stop()
+        if _services is not None:
+            _services.stop()
+            _services = None
         if _demo_api is not None:
             _demo_api.stop()
             _demo_api = None
-        _started = False
 
 
 def demo_api_url() -> str | None:
@@ -127,13 +123,11 @@ def demo_api_url() -> str | None:
 
 
 def status() -> dict:
-    return {"started": _started, "demo_api": demo_api_url()}
+    return {"started": _services is not None, "demo_api": demo_api_url()}
 
 
 def health() -> dict:
     """For /api/health: the store answers, and what this process runs."""
-    from sqlalchemy import text
-
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
     return {"status": "ok", "store": "ok", **status()}

@@ -1,0 +1,191 @@
+"""The composition root: builds the process's services once, from one Settings, and wires
+them to the event bus. app.py's lifespan and the CLI both come through here.
+
+    services = bootstrap.build(settings, background=True)   # the app: dispatcher, scheduler
+    services.start()
+    ...
+    services.stop()
+
+What it builds:
+- the run executor (core/execution.py), with its runner and destination registries;
+- the executor that runs queued runs (core/executors.py, `local` by default);
+- the dispatcher, which offers due queued runs to the executor (background only);
+- the scheduler tick (background only);
+- retries and watcher deliveries, listening to RunFinished;
+- recovery of what a dead process left (runs, deliveries).
+
+In the foreground (the CLI, a script, a test), there is no dispatcher: start_run hands its run
+to the executor at once, a run queued otherwise (a retry, a webhook's) waits for the app, and
+the CLI's `run` executes its own retries (run_with_retries).
+The event subscriptions are all here, made explicitly; importing a module subscribes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlmodel import select
+
+from common.clock import aware
+from common.settings import Settings, get_settings, make_private
+from core import events
+from core.execution import RunExecutor
+from core.executors import Executor, executor_class
+from core.runs import create_run
+from core.scheduler import SchedulerService
+from core.services import recovery, retries
+from core.services.deliveries import DeliveryService
+from core.services.dispatcher import Dispatcher
+from storage.db import get_engine, session_scope
+from storage.models import Run, utcnow
+
+log = logging.getLogger("tributary.services")
+FOREGROUND_SLOTS = 64
+
+
+@dataclass
+class Services:
+    settings: Settings
+    bus: events.EventBus
+    run_executor: RunExecutor
+    executor: Executor
+    deliveries: DeliveryService
+    dispatcher: Dispatcher | None = None
+    scheduler: SchedulerService | None = None
+    started: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def background(self) -> bool:
+        return self.dispatcher is not None
+
+    def start(self) -> "Services":
+        """Recover what a dead process left, then start the loops (background only)."""
+        if self.started:
+            return self
+        make_private(self.settings.data_dir)
+        get_engine()  # migrates the store
+        recovered = recovery.recover_interrupted_runs()
+        if recovered:
+            log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+        resumed = self.deliveries.resume_left()
+        if resumed:
+            log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self.executor.shutdown(wait=False)
+        self.started = False
+
+    # ------------------------------------------------------------ use cases
+
+    def execute_run(self, run_id: str) -> Run:
+        return self.run_executor.execute(run_id)
+
+    def start_run(self, feed_name: str, trigger: str = "manual", payload: dict | None = None,
+                  wait: bool = False) -> Run:
+        """Queue a run and execute it: in this thread when wait=True, else through the executor
+        (the dispatcher's queue in the app)."""
+        if wait:
+            return self.execute_run(create_run(feed_name, trigger, payload, announce=False).id)
+        run = create_run(feed_name, trigger, payload)
+        if self.dispatcher is None:
+            self.executor.submit(run.id)
+        return run
+
+    def run_with_retries(self, feed_name: str, trigger: str = "manual", payload: dict | None = None,
+                         sleep: Callable[[float], None] | None = None,
+                         on_retry: Callable[[Run], None] = lambda retry: None) -> list[Run]:
+        """Execute a run in this thread and then each retry it earns, waiting for each retry's
+        backoff: what `core.cli run` does, since no dispatcher would start them. Every attempt,
+        in order."""
+        sleep = sleep or _sleep
+        attempts = [self.start_run(feed_name, trigger, payload, wait=True)]
+        while (retry := _queued_retry_of(attempts[-1])) is not None:
+            on_retry(retry)
+            if retry.not_before is not None:
+                sleep(max(0.0, (aware(retry.not_before) - utcnow()).total_seconds()))
+            attempts.append(self.execute_run(retry.id))
+        return attempts
+
+
+def _sleep(seconds: float) -> None:
+    threading.Event().wait(seconds)
+
+
+def _queued_retry_of(run: Run) -> Run | None:
+    root = run.parent_run_id or run.id
+    with session_scope() as session:
+        retry = session.exec(
+            select(Run).where(Run.parent_run_id == root, Run.attempt == run.attempt + 1, Run.status == "queued")
+        ).first()
+    return retry
+
+
+def build(settings: Settings | None = None, *, background: bool = False,
+          max_concurrent: int | None = None) -> Services:
+    """Build the process's services and make them current (see the module docstring)."""
+    global _current
+    settings = settings or get_settings()
+    bus = events.bus
+    bus.clear()
+    run_executor = RunExecutor()
+    deliveries = DeliveryService()
+    dispatcher: Dispatcher | None = None
+
+    def done(_run_id: str) -> None:
+        if dispatcher is not None:
+            dispatcher.wake()
+
+    # In the foreground nothing queues runs but the command itself: no cap to keep.
+    slots = max_concurrent or (settings.max_concurrent_runs if background else FOREGROUND_SLOTS)
+    executor = executor_class(settings.executor)(run_executor.execute, slots, on_done=done)
+    services = Services(settings=settings, bus=bus, run_executor=run_executor, executor=executor,
+                        deliveries=deliveries)
+    if background:
+        dispatcher = Dispatcher(executor)
+        services.dispatcher = dispatcher
+        services.scheduler = SchedulerService()
+        bus.subscribe(events.RunQueued, dispatcher.wake)
+    bus.subscribe(events.CancelRequested, run_executor.cancel)
+    bus.subscribe(events.RunFinished, retries.on_run_finished)
+    bus.subscribe(events.RunFinished, deliveries.on_run_finished)
+    with _lock:
+        previous, _current = _current, services
+    if previous is not None and previous is not services:
+        previous.stop()
+        previous.deliveries.shutdown()
+    return services
+
+
+_current: Services | None = None
+_lock = threading.Lock()
+
+
+def current() -> Services:
+    """The process's services; built in the foreground on first use where nothing built them
+    (a script that imports core, a test)."""
+    with _lock:
+        services = _current
+    return services if services is not None else build()
+
+
+def execute_run(run_id: str) -> Run:
+    """Execute a queued run in this thread, with the process's run executor."""
+    return current().execute_run(run_id)
+
+
+def start_run(feed_name: str, trigger: str = "manual", payload: dict | None = None, wait: bool = False) -> Run:
+    return current().start_run(feed_name, trigger, payload, wait)

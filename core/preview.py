@@ -1,0 +1,109 @@
+"""Testing a script (the editor's Test button, `core.cli test`): the same sandbox as a run, but
+it stops once the preview has its records (unless asked to run to completion) and writes
+nothing to any destination or state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from common.errors import TributaryError
+from common.settings import Settings, get_settings
+from core.connections import get_connection, sandbox_material
+from core.feeds import connection_name, get_feed
+from core.state import current_state_in
+from core.validation import dependency_problems, raise_if
+from runners import get_runner
+from runners.base import ScriptJob
+from storage.db import session_scope
+
+
+@dataclass
+class PreviewResult:
+    ok: bool
+    status: str
+    records: list[dict]
+    count: int
+    metadata: dict | None
+    duration_s: float
+    logs: list[str]
+    error: str | None = None
+    error_line: int | None = None
+
+
+@dataclass
+class PreviewRequest:
+    script: str
+    connection: str | None = None
+    dependencies: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    run_to_completion: bool = False
+    timeout_s: int | None = None
+    memory_limit_mb: int | None = None
+    network: bool = True
+
+
+def read_preview(files: list[Path], limit: int) -> list[dict]:
+    records: list[dict] = []
+    for path in files:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                records.append(json.loads(line))
+                if len(records) >= limit:
+                    return records
+    return records
+
+
+def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None = None,
+                   settings: Settings | None = None) -> PreviewResult:
+    """Run a script exactly as a run would, but stop after the preview's records and write
+    nothing to any destination or state."""
+    settings = settings or get_settings()
+    raise_if(dependency_problems(request.dependencies))
+    conn = get_connection(request.connection) if request.connection else None
+    material, secrets = sandbox_material(conn)
+    logs: list[str] = []
+
+    def sink(line: str) -> None:
+        logs.append(line)
+        if on_log:
+            on_log(line)
+
+    work_dir = settings.work_root / f"test-{uuid.uuid4().hex[:12]}"
+    job = ScriptJob(
+        run_id=work_dir.name, feed_name="test", script=request.script, work_dir=work_dir,
+        dependencies=request.dependencies, metadata=request.metadata, connection=material,
+        record_limit=None if request.run_to_completion else settings.preview_records,
+        timeout_s=request.timeout_s or settings.test_timeout_s,
+        memory_limit_mb=request.memory_limit_mb or settings.memory_limit_mb, secrets=secrets,
+        network=request.network,
+    )
+    try:
+        try:
+            outcome = get_runner(settings.runner, settings).start(job, sink).wait()
+        except TributaryError as exc:
+            return PreviewResult(False, "failed", [], 0, None, 0.0, logs, error=str(exc))
+        preview = read_preview(outcome.spool_files(), settings.preview_records)
+        return PreviewResult(
+            ok=outcome.ok, status="succeeded" if outcome.ok else "failed", records=preview,
+            count=outcome.records, metadata=outcome.metadata, duration_s=round(outcome.duration_s, 3),
+            logs=logs, error=outcome.error, error_line=outcome.error_line,
+        )
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def preview_feed(name: str, run_to_completion: bool = False, on_log=None) -> PreviewResult:
+    feed = get_feed(name)
+    with session_scope() as session:
+        state = current_state_in(session, feed.id)
+    request = PreviewRequest(
+        script=feed.script, connection=connection_name(feed), dependencies=list(feed.dependencies),
+        metadata=state, run_to_completion=run_to_completion, timeout_s=feed.timeout_s,
+        memory_limit_mb=feed.memory_limit_mb, network=feed.network,
+    )
+    return preview_script(request, on_log)
