@@ -10,7 +10,7 @@ from app_pages.parts.run_panel import render_run_log, run_seconds
 from common.errors import NotFound
 from app_pages.view_models.feed_overview import STATUS_CHOICES
 from core.feeds import list_feeds
-from app_pages.view_models.run_queue import queue_reasons
+from app_pages.view_models.queue_reasons import queue_reasons
 from core.runs import FINAL_STATUSES, get_run, list_runs
 from core.watchers import delivery_views
 

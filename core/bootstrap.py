@@ -101,9 +101,14 @@ class Services:
         if wait:
             return self.execute_run(create_run(feed_name, trigger, payload, announce=False).id)
         run = create_run(feed_name, trigger, payload)
-        if self.dispatcher is None:
-            self.executor.submit(run.id)
+        self.submit(run.id)
         return run
+
+    def submit(self, run_id: str) -> None:
+        """Have a queued run executed: the dispatcher's queue in the background (the run's
+        RunQueued already woke it), the executor at once in the foreground."""
+        if self.dispatcher is None:
+            self.executor.submit(run_id)
 
     def run_with_retries(self, feed_name: str, trigger: str = "manual", payload: dict | None = None,
                          sleep: Callable[[float], None] | None = None,

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 from sqlmodel import select
 
-from core import schedule_slots, watchers
+from core import schedule_slots
 from common.errors import Conflict, NotFound, ValidationError
-from storage.models import ActiveRun, Connection, Feed, FeedState, ScheduleSlot, utcnow
+from storage.models import ActiveRun, Connection, Feed, utcnow
 from common.settings import get_settings
 from core.validation import (
     LOAD_TYPES,
@@ -177,12 +177,7 @@ def delete_feed(name: str, drop_data: bool = False) -> None:
         if session.get(ActiveRun, feed.id):
             raise Conflict(f"feed {name!r} has a run in progress; cancel it first")
         destinations = list(feed.destinations)
-        slot = session.get(ScheduleSlot, feed.id)
-        if slot is not None:
-            session.delete(slot)
-        for state in session.exec(select(FeedState).where(FeedState.feed_id == feed.id)).all():
-            session.delete(state)
-        watchers.delete_watchers_in(session, feed.id)
+        # Its state history, schedule slot and watchers go with it (ON DELETE CASCADE).
         session.delete(feed)
     if drop_data:
         for destination in destinations:

@@ -114,15 +114,6 @@ def remove_watcher(watcher_id: int) -> None:
         session.delete(watcher)
 
 
-def delete_watchers_in(session, feed_id: int) -> int:
-    """For deleting a feed, inside its transaction: a store may reuse the feed's id, and a
-    new feed must not inherit the old one's watchers."""
-    watchers = session.exec(select(Watcher).where(Watcher.feed_id == feed_id)).all()
-    for watcher in watchers:
-        session.delete(watcher)
-    return len(watchers)
-
-
 def deliveries_for_run(run_id: str) -> list[Delivery]:
     with session_scope() as session:
         return list(session.exec(select(Delivery).where(Delivery.run_id == run_id).order_by(Delivery.id)).all())

@@ -23,6 +23,7 @@ from common.errors import Conflict
 from storage.models import ActiveRun, utcnow
 from common.settings import get_settings
 from storage.db import session_scope
+from core import bootstrap
 from core.runs import create_run
 from storage.lookups import feed_by_name, find_feed
 
@@ -97,6 +98,7 @@ def handle_trigger(feed_name: str, token: str | None, payload) -> tuple[int, dic
         with session_scope() as session:
             active = session.get(ActiveRun, feed.id)
         return 409, {"error": f"feed {feed_name!r} already has an active run", "run_id": active.run_id if active else None}
+    bootstrap.current().submit(run.id)
     return 202, {"run_id": run.id, "status": "queued"}
 
 

@@ -98,7 +98,7 @@ class FeedState(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("feed_id", "run_id", name="uq_feed_state_run"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    feed_id: int = Field(index=True)
+    feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
     run_id: Optional[str] = Field(default=None, max_length=32)
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     reason: str = Field(default="run", max_length=16)  # run | reset | import
@@ -112,7 +112,7 @@ class ScheduleSlot(SQLModel, table=True):
 
     __tablename__ = "schedules"
 
-    feed_id: int = Field(primary_key=True)
+    feed_id: int = Field(primary_key=True, foreign_key="feeds.id", ondelete="CASCADE")
     next_fire_at: Optional[datetime] = Field(default=None, index=True)  # None: nothing left to fire
     last_fire_at: Optional[datetime] = None
     last_outcome: Optional[str] = Field(default=None, max_length=200)  # started run id, or why skipped
@@ -125,7 +125,7 @@ class Watcher(SQLModel, table=True):
     __tablename__ = "watchers"
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    feed_id: int = Field(index=True)
+    feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
     events: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     channel: str = Field(max_length=16)  # email | webhook
     target: str = Field(max_length=500)  # an address or a URL

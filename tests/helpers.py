@@ -33,8 +33,9 @@ def capture_queued_runs() -> list[str]:
     services are built again, in the foreground, by the next bootstrap.build())."""
     from core import bootstrap, events
 
-    bootstrap.build()
+    services = bootstrap.build()
     queued: list[str] = []
     events.bus.clear(events.RunQueued)
     events.bus.subscribe(events.RunQueued, lambda event: queued.append(event.run_id))
+    services.submit = lambda run_id: None  # queued above already
     return queued

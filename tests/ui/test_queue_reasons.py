@@ -4,7 +4,7 @@ N of M), every slot taken, or about to start."""
 from datetime import datetime, timedelta, timezone
 
 from storage.models import Run
-from app_pages.view_models.run_queue import queue_reason
+from app_pages.view_models.queue_reasons import queue_reason
 
 NOW = datetime(2026, 11, 26, 13, 0, tzinfo=timezone.utc)
 
