@@ -82,12 +82,15 @@ class Services:
         return self
 
     def stop(self) -> None:
+        """Stop the loops and the executor. Stopped services are no longer the process's: the
+        next current() builds fresh ones rather than queueing runs nothing would execute."""
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
         self.executor.shutdown(wait=False)
         self.started = False
+        _forget(self)
 
     # ------------------------------------------------------------ use cases
 
@@ -177,6 +180,24 @@ def build(settings: Settings | None = None, *, background: bool = False,
 
 _current: Services | None = None
 _lock = threading.Lock()
+
+
+def _forget(services: Services) -> None:
+    """No longer the process's services: drop them and their event subscriptions."""
+    global _current
+    with _lock:
+        if _current is services:
+            _current = None
+            services.bus.clear()
+
+
+def reset() -> None:
+    """Stop and forget the process's services, if any (a test's clean-up)."""
+    with _lock:
+        services = _current
+    if services is not None:
+        services.stop()
+        services.deliveries.shutdown()
 
 
 def current() -> Services:

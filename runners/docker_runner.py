@@ -22,6 +22,7 @@ protection. A feed with no network runs with "none".
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ from runners.docker_images import base_image, ensure_image, remove_stale_images,
 SANDBOX_UID = 10001  # the `tributary` user of docker/Dockerfile
 CONTAINER_WORK_DIR = "/work"
 CONTAINER_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CA_COPY_NAME = ".ca-bundle.crt"
 TMPFS_SIZE = "64m"
 # The container stops itself this long after the time limit, should the app that enforces the
 # limit have died: an orphan does not run for ever (the next start-up removes it).
@@ -71,6 +73,16 @@ def ca_bundle(settings: Settings) -> Path | None:
             "or SSL_CERT_FILE)"
         )
     return path.resolve()
+
+
+def copy_ca_bundle(ca: Path, work_dir: Path) -> Path:
+    """The run's own readable copy of the CA bundle, mounted read-only over the container's.
+    The configured file may be readable by its owner only (the app's umask is 077), and the
+    script runs as another user: a CA bundle is public, so the copy is 0644."""
+    copy = work_dir / CA_COPY_NAME
+    shutil.copyfile(ca, copy)
+    copy.chmod(0o644)
+    return copy
 
 
 def proxy_environment() -> dict[str, str]:
@@ -278,7 +290,8 @@ class DockerRunner(Runner):
         ca = ca_bundle(self.settings)
         prepare_work_dir(job)
         image = ensure_image(engine, streaming, self.settings, job.dependencies, ca, proxy_environment(), on_log)
-        options = container_options(job, self.settings, sandbox_user(job.work_dir), ca)
+        run_ca = copy_ca_bundle(ca, job.work_dir) if ca is not None else None
+        options = container_options(job, self.settings, sandbox_user(job.work_dir), run_ca)
         try:
             container = engine.containers.create(image, **options)
         except (DockerException, requests.RequestException) as exc:

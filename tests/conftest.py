@@ -69,6 +69,20 @@ def _isolate(monkeypatch, tmp_path: Path, database_url: str | None) -> Path:
     return data
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_state():
+    """Each test starts as a new process would: no services left by an earlier test (a stopped
+    dispatcher, a capturing executor) and the umask the test run began with (the services set
+    077 when they start)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    from core import bootstrap
+
+    bootstrap.reset()
+    os.umask(umask)
+
+
 @pytest.fixture
 def tributary(monkeypatch, tmp_path):
     """An isolated Tributary on the embedded SQLite store; yields its data dir."""

@@ -480,9 +480,10 @@ def test_a_run_that_died_with_its_process_notifies_its_failure_and_is_retried(re
     create_feed(FeedSpec(name="orders", script=TWO_RECORDS, retries=1, retry_backoff_s=3600))
     watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
     stale = _run_left_running_by_a_dead_process("orders")
+    services = bootstrap.current()  # a process's services exist before its recovery runs
 
     assert recover_interrupted_runs() == [stale.id]
-    assert bootstrap.current().deliveries.flush(30)
+    assert services.deliveries.flush(30)
 
     [document] = receiver.documents()
     assert (document["run_id"], document["event"], document["status"]) == (stale.id, "failed", "failed")
