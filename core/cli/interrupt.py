@@ -33,6 +33,7 @@ class CancelOnSignal:
         self._wake = threading.Event()
         self._done = threading.Event()
         self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
         self._previous: dict[int, object] = {}
         self._thread: threading.Thread | None = None
 
@@ -58,8 +59,10 @@ class CancelOnSignal:
             self._thread.join(timeout=5)
 
     def sleep(self, seconds: float) -> None:
-        """A retry's backoff, cut short by a signal."""
-        self._wake.wait(seconds)
+        """A retry's backoff, cut short by a signal, which cancels the retry before the wait
+        returns (else it would start)."""
+        if self._wake.wait(seconds):
+            self._cancel_own()
 
     def _on_signal(self, signum, _frame) -> None:
         first = self.signum is None
@@ -76,6 +79,11 @@ class CancelOnSignal:
         """Cancel each run of ours that is active, until the command ends (a run may not be
         created yet, a failed one may be followed by its retry)."""
         while not self._done.is_set():
+            self._cancel_own()
+            self._done.wait(POLL_S)
+
+    def _cancel_own(self) -> None:
+        with self._lock:
             try:
                 for run in self._own_active_runs():
                     if run.id not in self._cancelled:
@@ -83,9 +91,8 @@ class CancelOnSignal:
                         runs_service.cancel_run(run.id)
             except (Conflict, NotFound):
                 pass  # it ended meanwhile
-            except Exception:  # noqa: BLE001 - a store hiccup: try again
+            except Exception:  # noqa: BLE001 - a store hiccup: the loop tries again
                 pass
-            self._done.wait(POLL_S)
 
     def _own_active_runs(self):
         return [
