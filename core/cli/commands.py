@@ -97,6 +97,7 @@ def connections() -> None:
 @connections.command("list")
 @json_option
 def connections_list() -> Result:
+    """the saved connections"""
     svc = connections_service
     services()
     views = [svc.masked_view(c) for c in svc.list_connections()]
@@ -107,6 +108,7 @@ def connections_list() -> Result:
 @click.argument("name")
 @json_option
 def connections_show(name: str) -> Result:
+    """one connection, its secrets masked"""
     services()
     view = connections_service.masked_view(connections_service.get_connection(name))
     return view, json.dumps(view, indent=2), 0
@@ -118,6 +120,7 @@ def connections_show(name: str) -> Result:
 @connection_options
 @json_option
 def connections_create(name: str, auth: str, **given) -> Result:
+    """save a connection (Basic Auth: --username and a password; Custom Auth: --auth-url, ...)"""
     check_auth_options(auth, given)
     data = connection_input(given)
     services()
@@ -132,6 +135,7 @@ def connections_create(name: str, auth: str, **given) -> Result:
 @connection_options
 @json_option
 def connections_edit(name: str, rename: str | None, auth: str | None, **given) -> Result:
+    """change a connection's settings (an option not given keeps what is stored)"""
     svc = connections_service
     services()
     stored = svc.get_connection(name).auth_type
@@ -145,6 +149,7 @@ def connections_edit(name: str, rename: str | None, auth: str | None, **given) -
 @click.argument("name")
 @json_option
 def connections_delete(name: str) -> Result:
+    """delete a connection no feed uses"""
     services()
     connections_service.delete_connection(name)
     return {"deleted": name}, f"connection {name} deleted", 0
@@ -207,6 +212,7 @@ def feeds() -> None:
 @feeds.command("list")
 @json_option
 def feeds_list() -> Result:
+    """the feeds"""
     services()
     views = [feed_view(f) for f in feeds_service.list_feeds()]
     return views, table(views, ["name", "connection", "load_type", "destinations", "paused"]), 0
@@ -216,6 +222,7 @@ def feeds_list() -> Result:
 @click.argument("name")
 @json_option
 def feeds_show(name: str) -> Result:
+    """one feed's definition"""
     services()
     view = feed_view(feeds_service.get_feed(name))
     return view, json.dumps(view, indent=2), 0
@@ -226,6 +233,7 @@ def feeds_show(name: str) -> Result:
 @feed_options
 @json_option
 def feeds_create(name: str, **given) -> Result:
+    """create a feed"""
     changes = feed_changes(given)
     services()
     feed = feeds_service.create_feed(feeds_service.FeedSpec(name=name, **changes))
@@ -237,6 +245,7 @@ def feeds_create(name: str, **given) -> Result:
 @feed_options
 @json_option
 def feeds_edit(name: str, **given) -> Result:
+    """change a feed (an option not given keeps what is stored)"""
     changes = feed_changes(given)
     services()
     feed = feeds_service.edit_feed(name, **changes)
@@ -248,6 +257,7 @@ def feeds_edit(name: str, **given) -> Result:
 @click.option("--drop-data", is_flag=True, help="also drop the feed's tables")
 @json_option
 def feeds_delete(name: str, drop_data: bool) -> Result:
+    """delete a feed"""
     services()
     feeds_service.delete_feed(name, drop_data=drop_data)
     return {"deleted": name}, f"feed {name} deleted", 0
@@ -258,6 +268,7 @@ def feeds_delete(name: str, drop_data: bool) -> Result:
 @click.option("-o", "--output", "output_path", help="write the YAML to this file")
 @json_option
 def feeds_export(names: tuple[str, ...], output_path: str | None) -> Result:
+    """feed definitions as YAML, never secrets (all feeds, or those named)"""
     services()
     text = feeds_service.export_yaml(list(names) or None)
     if output_path:
@@ -274,6 +285,7 @@ def feeds_export(names: tuple[str, ...], output_path: str | None) -> Result:
 @click.option("--replace", is_flag=True, help="update feeds that already exist")
 @json_option
 def feeds_import(file: str, replace: bool) -> Result:
+    """create feeds from exported YAML (all or nothing)"""
     text = read_file(file, "file")
     services()
     names = feeds_service.import_yaml(text, replace=replace)

@@ -46,7 +46,7 @@ class CancelOnSignal:
             for signum in SIGNALS:
                 previous = signal.getsignal(signum)
                 if previous is signal.SIG_IGN:
-                    continue  # started with the signal ignored (nohup): keep it so
+                    continue  # started with it ignored (a shell's background job): keep it so
                 self._previous[signum] = previous
                 signal.signal(signum, self._on_signal)
         return self
@@ -70,7 +70,10 @@ class CancelOnSignal:
         self._wake.set()
         # os.write: print() could re-enter a buffered write the signal interrupted.
         message = "cancelling the run..." if first else "still cancelling the run (its sandbox is being stopped)"
-        os.write(2, f"\n{signal.Signals(signum).name}: {message}\n".encode())
+        try:
+            os.write(2, f"\n{signal.Signals(signum).name}: {message}\n".encode())
+        except OSError:
+            pass  # no stderr: the cancel matters, not the note
         if first:
             self._thread = threading.Thread(target=self._cancel_loop, name="cli-cancel", daemon=True)
             self._thread.start()
@@ -85,14 +88,17 @@ class CancelOnSignal:
     def _cancel_own(self) -> None:
         with self._lock:
             try:
-                for run in self._own_active_runs():
-                    if run.id not in self._cancelled:
-                        self._cancelled.add(run.id)
-                        runs_service.cancel_run(run.id)
-            except (Conflict, NotFound):
-                pass  # it ended meanwhile
+                runs = [run for run in self._own_active_runs() if run.id not in self._cancelled]
             except Exception:  # noqa: BLE001 - a store hiccup: the loop tries again
-                pass
+                return
+            for run in runs:
+                try:
+                    runs_service.cancel_run(run.id)
+                except (Conflict, NotFound):
+                    pass  # it ended meanwhile
+                except Exception:  # noqa: BLE001 - a store hiccup: the loop tries again
+                    continue
+                self._cancelled.add(run.id)
 
     def _own_active_runs(self):
         return [
