@@ -18,6 +18,9 @@ LOAD_TYPES = {
     "truncate_insert": "Truncate and Insert",
     "upsert": "Upsert",
 }
+# Names the destinations use for their own tables and columns (storage/destinations/base.py).
+REJECTS_SUFFIX = "__rejected"
+RESERVED_PREFIX = "_tributary"
 AUTH_TYPES = {"none": "No Auth", "basic": "Basic Auth", "custom": "Custom Auth"}
 
 _ALNUM = re.compile(r"^[A-Za-z0-9]+$")
@@ -52,7 +55,21 @@ def feed_name_problems(name: str) -> list[tuple[str, str]]:
         problems.append((field, "must not end with an underscore"))
     if len(name) > NAME_MAX:
         problems.append((field, f"must be at most {NAME_MAX} characters (got {len(name)})"))
+    if name.lower().endswith(REJECTS_SUFFIX):
+        problems.append((field, f"must not end with {REJECTS_SUFFIX!r}: that suffix names a feed's table of rejected rows"))
+    if name.lower().startswith(RESERVED_PREFIX):
+        problems.append((field, f"must not start with {RESERVED_PREFIX!r}: Tributary's own tables and columns do"))
     return problems
+
+
+TIMEOUT_RANGE_S = (1, 86400)
+MEMORY_RANGE_MB = (64, 65536)
+
+
+def limit_problems(timeout_s, memory_limit_mb) -> list[tuple[str, str]]:
+    """A feed's own limits, when set: 1 s to a day, and 64 MB to 64 GB."""
+    return (range_problems("timeout", timeout_s, *TIMEOUT_RANGE_S, "seconds")
+            + range_problems("memory limit", memory_limit_mb, *MEMORY_RANGE_MB, "MB"))
 
 
 def dependency_problems(dependencies: list[str]) -> list[tuple[str, str]]:
@@ -90,6 +107,8 @@ def load_type_problems(load_type: str, primary_key: list[str]) -> list[tuple[str
     for key in primary_key:
         if not _FIELD_NAME.match(key):
             problems.append(("primary key", f"{key!r} is not a usable field name"))
+        elif key.lower().startswith(RESERVED_PREFIX):
+            problems.append(("primary key", f"{key!r}: names starting with {RESERVED_PREFIX!r} are Tributary's own columns"))
     if len(set(primary_key)) != len(primary_key):
         problems.append(("primary key", "lists a field twice"))
     return problems
