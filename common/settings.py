@@ -153,15 +153,18 @@ def get_settings() -> Settings:
     return settings
 
 
-def make_private(data_dir: Path) -> None:
+def make_private(data_dir: Path, tighten_existing: bool = False) -> None:
     """Files and folders this process creates are its user's only (umask 077), and so is the
-    data dir: it holds the key, the store, the warehouse and every run's log. What an earlier
-    version or another umask left there readable by others is tightened too: group and other
-    lose every permission (a file 0644 becomes 0600, a folder or an environment's executable
-    0755 becomes 0700). Symbolic links are neither followed nor changed."""
+    data dir: it holds the key, the store, the warehouse and every run's log. With
+    `tighten_existing` (the server's start), what an earlier version or another umask left
+    there readable by others is tightened too: group and other lose every permission (a file
+    0644 becomes 0600, a folder or an environment's executable 0755 becomes 0700). Symbolic
+    links are neither followed nor changed."""
     os.umask(0o077)
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
+    if not tighten_existing:
+        return
     for root, dirs, files in os.walk(data_dir):
         for name in dirs + files:
             _tighten(os.path.join(root, name))

@@ -45,3 +45,21 @@ def test_after_a_run_through_the_app_services_everything_in_the_data_dir_is_priv
     assert "old/tool" in found and found.pop("old/tool") == (False, 0o700)  # executable, for its owner only
     wrong = {path: oct(mode) for path, (is_dir, mode) in found.items() if mode != (0o700 if is_dir else 0o600)}
     assert not wrong, wrong
+
+
+def test_make_private_leaves_symbolic_links_and_tightens_only_when_asked(tmp_path):
+    from common.settings import make_private
+
+    data = tmp_path / "data"
+    data.mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours to change")
+    outside.chmod(0o644)
+    (data / "link").symlink_to(outside)
+    (data / "loose.txt").write_text("x")
+    (data / "loose.txt").chmod(0o644)
+    make_private(data)
+    assert stat.S_IMODE(os.stat(data / "loose.txt").st_mode) == 0o644  # the CLI's quick path
+    make_private(data, tighten_existing=True)
+    assert stat.S_IMODE(os.stat(data / "loose.txt").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(outside).st_mode) == 0o644
