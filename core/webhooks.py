@@ -142,6 +142,8 @@ def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether JSON text nests arrays and objects deeper than `limit` (brackets inside
     strings do not count). Checked before parsing: json.loads recurses, and a deep enough
     document would exhaust the stack instead of failing cleanly."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # not enough brackets to nest that deep, wherever they are
     depth, in_string, escaped = 0, False, False
     for byte in raw:
         if in_string:
