@@ -497,6 +497,7 @@ def test_two_processes_starting_at_once_recover_a_dead_run_once(receivers, any_s
     create_feed(FeedSpec(name="orders", script=TWO_RECORDS))
     watchers.add_watcher("orders", ["failed"], "webhook", receiver.url)
     stale = _run_left_running_by_a_dead_process("orders")
+    services = bootstrap.current()  # a process's services exist before its recovery runs
     start, results = threading.Barrier(2), []
 
     def recover() -> None:
@@ -508,7 +509,7 @@ def test_two_processes_starting_at_once_recover_a_dead_run_once(receivers, any_s
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert bootstrap.current().deliveries.flush(30)
+    assert services.deliveries.flush(30)
 
     assert sorted(results) == [[], [stale.id]]
     assert [d["run_id"] for d in receiver.documents()] == [stale.id]
