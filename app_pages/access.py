@@ -173,7 +173,8 @@ def allowed_hosts(settings=None) -> set[str]:
     """The names a request may be addressed to: loopback, the host of TRIBUTARY_PUBLIC_URL,
     and TRIBUTARY_ALLOWED_HOSTS ("*" there allows any name)."""
     settings = settings or get_settings()
-    names = set(LOOPBACK_NAMES) | set(settings.allowed_hosts)
+    # An entry may carry a port or brackets ("feeds.example.com:8443", "[fd00::5]"): its name counts.
+    names = set(LOOPBACK_NAMES) | {h if h == "*" else host_name(h) or h for h in settings.allowed_hosts}
     public = urlsplit(settings.public_url).hostname
     if public:
         names.add(public.lower())

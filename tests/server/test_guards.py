@@ -50,9 +50,9 @@ def test_host_header_values(value, name):
 
 def test_allowed_hosts_are_loopback_the_public_url_and_the_setting(monkeypatch):
     monkeypatch.setenv("TRIBUTARY_PUBLIC_URL", "https://Feeds.Example.com/tributary")
-    monkeypatch.setenv("TRIBUTARY_ALLOWED_HOSTS", " a.internal , B.internal,")
+    monkeypatch.setenv("TRIBUTARY_ALLOWED_HOSTS", " a.internal , B.internal:8443,[fd00::5],")
     allowed = allowed_hosts(read_settings())
-    assert allowed == {"localhost", "127.0.0.1", "::1", "feeds.example.com", "a.internal", "b.internal"}
+    assert allowed == {"localhost", "127.0.0.1", "::1", "feeds.example.com", "a.internal", "b.internal", "fd00::5"}
     assert host_problem({"host": "feeds.example.com"}, allowed) is None
     assert host_problem({"host": "feeds.example.com", "origin": "https://a.internal:8443"}, allowed) is None
     assert "host" in host_problem({"host": "evil.example"}, allowed)
