@@ -23,6 +23,7 @@ from common.process import worker_id
 from common.settings import Settings, get_settings
 from core import events
 from core.connections import get_connection_by_id, sandbox_material
+from core.run_log import RunLog as _RunLog
 from core.runs import finish, finished, get_run
 from core.state import current_state_in
 from runners import get_runner
@@ -35,26 +36,6 @@ from storage.models import Feed, FeedState, Run, utcnow
 
 CANCEL_POLL_S = 0.5
 PART_POLL_S = 0.01  # how soon a completed spool part reaches the destinations' stagers
-
-
-class _RunLog:
-    """Appends a run's output to its log file as it comes, flushed line by line so that a
-    reader (the UI, `logs --follow`) sees it live."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8", buffering=1)
-        self._lock = threading.Lock()
-
-    def __call__(self, line: str) -> None:
-        with self._lock:
-            self._file.write(line + "\n")
-
-    def system(self, message: str) -> None:
-        self(f"[tributary {utcnow().strftime('%H:%M:%S')}] {message}")
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _update(run_id: str, **values) -> None:

@@ -21,6 +21,7 @@ from sqlmodel import select, update
 from common.errors import Conflict, NotFound, ValidationError
 from common.settings import get_settings
 from core import events
+from core.run_log import read_tail
 from storage.lookups import feed_by_name
 from core.watchers import delivery_views
 from storage.db import session_scope
@@ -158,8 +159,21 @@ def list_runs(feed_name: str | None = None, limit: int = 50, status: str | None 
         return list(session.exec(query.order_by(Run.created_at.desc()).limit(limit)).all())
 
 
+def read_log_tail(run_id: str, max_bytes: int, offset: int = 0) -> tuple[str, int, bool]:
+    """What the run's log holds past `offset`, but at most its last `max_bytes` (read from the
+    end: a page never reads a large log whole): (text, the offset to continue from, whether
+    bytes between `offset` and the text were skipped)."""
+    return read_tail(Path(get_run(run_id).log_path or ""), max_bytes, offset)
+
+
+def run_log_size(run_id: str) -> int:
+    path = Path(get_run(run_id).log_path or "")
+    return path.stat().st_size if path.is_file() else 0
+
+
 def read_log(run_id: str, offset: int = 0) -> tuple[str, int]:
-    """The run's log from a byte offset, and the offset to continue from (for tailing)."""
+    """The run's log from a byte offset, and the offset to continue from (for tailing). The
+    whole rest of the log: pages use read_log_tail."""
     run = get_run(run_id)
     path = Path(run.log_path or "")
     if not path.exists():
