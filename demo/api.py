@@ -25,7 +25,7 @@ only the first N records):
     GET  /pages/offset?offset=N&limit=M    -> {"data", "offset", "limit", "total"}
     GET  /pages/page?page=N&per_page=M     -> {"data", "page", "per_page", "total", "total_pages"}
                                               (offset and page: ?no_total=1 leaves the totals out)
-    GET  /flaky?key=K&fail=N&status=503[&retry_after=S|date][&reset=S]
+    GET, POST /flaky?key=K&fail=N&status=503[&retry_after=S|date][&reset=S]
                                            -> `status` for the first N requests of key K, then
                                               {"key", "attempts"}
 Any request takes ?latency=S (seconds, up to 10) to answer that much later, on top of the
@@ -252,7 +252,7 @@ _ROUTES: dict[str, dict[str, str]] = {
     "/auth/token": {"POST": "_auth_token"},
     "/protected/data": {"GET": "_protected_data"},
     **{f"/pages/{style}": {"GET": f"_pages_{style}"} for style in PAGE_STYLES},
-    "/flaky": {"GET": "_flaky"},
+    "/flaky": {"GET": "_flaky", "POST": "_flaky"},
 }
 # Never rate-limited, slowed down or counted: a client must always be able to ask if we are up.
 _UNMETERED = frozenset({"/health"})
@@ -299,14 +299,20 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/") or "/"
         # Single-valued view of the query string; the last value wins.
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        metered = path not in _UNMETERED
+        if metered:
+            self.server.api.in_flight_change(+1)
         try:
-            if path not in _UNMETERED:
+            if metered:
                 self._meter(query)
             status, body, headers = self._route(method, path, query)
         except _HTTPError as exc:
             status, body, headers = exc.status, {"error": exc.message}, exc.headers
         except Exception as exc:  # keep the server alive for the next request
             status, body, headers = 500, {"error": f"internal error: {exc}"}, {}
+        finally:
+            if metered:
+                self.server.api.in_flight_change(-1)
         self._send_json(status, body, headers)
 
     def _meter(self, query: dict[str, str]) -> None:
@@ -571,6 +577,8 @@ class DemoAPI:
         self.request_count = 0  # every request but /health
         self.rejected = 0  # the 429s of the rate limit
         self.arrivals: list[float] = []  # clock() of each counted request
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once
         self._attempts: collections.Counter[str] = collections.Counter()  # /flaky key -> requests
         self.username = username
         self.password = password
@@ -711,6 +719,11 @@ class DemoAPI:
             headers["X-RateLimit-Reset"] = str(math.ceil(reset_at))
         return headers
 
+    def in_flight_change(self, step: int) -> None:
+        with self._lock:
+            self.in_flight += step
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
     def max_requests_per_window(self) -> int:
         with self._lock:
             return max(self.window_counts.values(), default=0)
@@ -731,7 +744,7 @@ class DemoAPI:
             self.window_counts.clear()
             self.arrivals.clear()
             self._attempts.clear()
-            self.request_count = self.rejected = 0
+            self.request_count = self.rejected = self.max_in_flight = 0
 
     def count_attempt(self, key: str) -> int:
         with self._lock:

@@ -10,10 +10,10 @@ served in the order they asked and none overtakes the budget while another sleep
 
 from __future__ import annotations
 
-import random
+import random as _random
 import sys
 import threading
-import time
+import time as _time
 from collections import deque
 from contextlib import contextmanager
 
@@ -25,10 +25,10 @@ LOG_WAITS_FROM_S = 1.0
 class Timing:
     """The clocks and the sleep a connection uses; tests swap in a fake one."""
 
-    monotonic = staticmethod(time.monotonic)
-    time = staticmethod(time.time)
-    sleep = staticmethod(time.sleep)
-    random = staticmethod(random.random)
+    monotonic = staticmethod(_time.monotonic)
+    time = staticmethod(_time.time)
+    sleep = staticmethod(_time.sleep)
+    random = staticmethod(_random.random)
 
 
 def log(line: str) -> None:
