@@ -2,10 +2,15 @@
 `per` seconds, at most `max_in_flight` requests at once, and a pause that a 429 sets for
 every thread of the run.
 
-The rate is a sliding log of start times, not a token bucket: a bucket that holds `rate`
-tokens lets through nearly twice `rate` in one fixed second of the server's clock, and most
-APIs count in fixed windows. Each start is a reservation made under a lock, so threads are
-served in the order they asked and none overtakes the budget while another sleeps.
+The rate is a sliding log, not a token bucket: a bucket that holds `rate` tokens lets
+through nearly twice `rate` in one fixed second of the server's clock, and most APIs count in
+fixed windows. A request reaches the server some time after it starts here (a new connection
+takes a while) and before its answer comes back, so the log holds, for each request, the time
+its answer came (at most a quarter of the period after its start, up to 2 s; that long while
+it is in flight): a request starts only once `per` has passed since that time for the request
+`rate` places before it. However late the requests arrive, no window of the server's clock of
+`per` seconds sees more than `rate` of them. Each start is a reservation made under a lock, so
+threads are served in the order they asked and none overtakes the budget while another sleeps.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ class Budget:
     """Shared by every request of a connection, from any thread."""
 
     def __init__(self, rate: float | None = None, per="second", max_in_flight: int | None = None,
-                 timing: Timing | None = None, margin_s: float | None = None):
+                 timing: Timing | None = None):
         self.timing = timing or Timing()
         self.period_s = period_seconds(per)
         if rate is not None and rate <= 0:
@@ -71,10 +76,10 @@ class Budget:
             self._count, self._window = int(rate), self.period_s * int(rate) / rate
         else:
             self._count, self._window = 0, 0.0
-        # Requests reach the server a little after they start here: a margin keeps the last
-        # of a window's requests and the first of the next in different windows of its clock.
-        self._window += min(0.05, self._window * 0.05) if margin_s is None else margin_s
-        self._starts: deque[float] = deque(maxlen=self._count or None)
+        self._arrival_bound_s = min(2.0, self._window / 4)
+        # [time] per request: its start plus the bound while in flight, then when it ended.
+        self._log: deque[list[float]] = deque(maxlen=self._count or None)
+        self._last_start = float("-inf")
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_in_flight) if self.max_in_flight else None
         self.paused_until = 0.0
@@ -94,26 +99,34 @@ class Budget:
         with self._lock:
             self.paused_until = max(self.paused_until, self.timing.monotonic() + seconds)
 
-    def _reserve(self) -> float:
-        """The time this request may start, reserved now; returns how long to wait."""
+    def _reserve(self) -> tuple[float, list[float] | None]:
+        """The time this request may start, reserved now: how long to wait, and its entry."""
         with self._lock:
             now = self.timing.monotonic()
             start = max(now, self.paused_until)
-            if self._count:
-                if self._starts:
-                    start = max(start, self._starts[-1])  # first come, first served
-                if len(self._starts) == self._count:
-                    start = max(start, self._starts[0] + self._window)
-                self._starts.append(start)
-            return start - now
+            if not self._count:
+                return start - now, None
+            start = max(start, self._last_start)  # first come, first served
+            if len(self._log) == self._count:
+                start = max(start, self._log[0][0] + self._window)
+            entry = [start + self._arrival_bound_s]
+            self._log.append(entry)
+            self._last_start = start
+            return start - now, entry
+
+    def _ended(self, entry: list[float] | None) -> None:
+        if entry is not None:
+            with self._lock:
+                entry[0] = min(entry[0], self.timing.monotonic())
 
     @contextmanager
     def slot(self, host: str = ""):
         """Hold one of the in-flight places and one start of the rate for one request."""
         if self._slots is not None:
             self._slots.acquire()
+        entry = None
         try:
-            wait = self._reserve()
+            wait, entry = self._reserve()
             if wait > 0:
                 if wait >= LOG_WAITS_FROM_S:
                     where = f" for {host}" if host else ""
@@ -122,5 +135,6 @@ class Budget:
                 self.timing.sleep(wait)
             yield
         finally:
+            self._ended(entry)
             if self._slots is not None:
                 self._slots.release()

@@ -20,8 +20,10 @@ next one, so they can only be walked one page at a time.
 from __future__ import annotations
 
 import math
+import queue
+import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from urllib.parse import urljoin
 
 import requests
@@ -67,6 +69,40 @@ def _call(session, item):
                     f"objects, got a {type(item).__name__}")
 
 
+class _Workers:
+    """Daemon threads that run calls: unlike a ThreadPoolExecutor's, a script that stops
+    reading (or ends) is not kept waiting at exit by requests no one will read."""
+
+    def __init__(self, count: int):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"lib-fetch-{i}", daemon=True)
+                         for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call) -> Future:
+        future: Future = Future()
+        self._queue.put((future, call))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader at its turn
+                future.set_exception(exc)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+
 def fetch_many(requests_, concurrency: int = 4, session=None):
     """Send the requests (an iterable, read as it goes) from `concurrency` threads and yield
     their responses in the order of the requests. At most 2 x concurrency responses wait to be
@@ -79,11 +115,11 @@ def fetch_many(requests_, concurrency: int = 4, session=None):
         for call in calls:
             yield call()
         return
-    executor = ThreadPoolExecutor(max_workers=int(concurrency), thread_name_prefix="lib-fetch")
+    workers = _Workers(int(concurrency))
     pending: deque = deque()
     try:
         for call in calls:
-            pending.append(executor.submit(call))
+            pending.append(workers.submit(call))
             if len(pending) >= 2 * concurrency:
                 yield pending.popleft().result()
         while pending:
@@ -91,7 +127,7 @@ def fetch_many(requests_, concurrency: int = 4, session=None):
     finally:
         for future in pending:
             future.cancel()
-        executor.shutdown(wait=False, cancel_futures=True)
+        workers.close()
 
 
 def _first(data, paths) -> object:
