@@ -533,6 +533,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     # Request threads must not keep the process (or a test run) alive.
     daemon_threads = True
+    # socketserver's backlog of 5 drops the connections of a client that opens 8 at once;
+    # each dropped one arrives a second late, when its SYN is sent again.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: "DemoAPI"):
         self.api = api

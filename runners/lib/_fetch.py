@@ -209,14 +209,17 @@ def paginate(url: str, style: str = "next", *, params: dict | None = None, items
     if int(concurrency) > 1 and style not in ("offset", "page"):
         raise ValueError(f"style {style!r} finds each page from the one before: it cannot be fetched concurrently "
                          "(offset and page can)")
-    session = _session(session)
-    method = request_kwargs.pop("method", "GET")
-    walk = {"next": _walk_next, "link": _walk_next, "cursor": _walk_cursor, "offset": _walk_numbered,
-            "page": _walk_numbered}[style]
     options = dict(style=style, params=dict(params or {}), next=next, cursor=cursor, cursor_param=cursor_param,
                    offset_param=offset_param, limit_param=limit_param, start=start, page_param=page_param,
                    size_param=size_param, page_size=page_size, total=total, total_pages=total_pages,
                    concurrency=int(concurrency), items=items)
+    return _paginate(url, _session(session), options, pages, max_pages, request_kwargs)
+
+
+def _paginate(url, session, options, pages, max_pages, request_kwargs):
+    method = request_kwargs.pop("method", "GET")
+    walk = {"next": _walk_next, "link": _walk_next, "cursor": _walk_cursor, "offset": _walk_numbered,
+            "page": _walk_numbered}[options["style"]]
 
     def send(page_url, page_params):
         response = session.request(method, page_url, params=page_params or None, **request_kwargs)
