@@ -36,9 +36,15 @@ class Timing:
     random = staticmethod(_random.random)
 
 
+_LOG_LOCK = threading.Lock()
+
+
 def log(line: str) -> None:
-    """One line in the run's log (the sandbox masks secrets in everything printed)."""
-    print(line, file=sys.stderr, flush=True)
+    """One line in the run's log (the sandbox masks secrets in everything printed). One write
+    under a lock: print() writes the newline apart, and threads' lines would run together."""
+    with _LOG_LOCK:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def period_seconds(per) -> float:

@@ -18,6 +18,7 @@ Defaults: 5 retries, no rate and no in-flight limit. The connection's settings m
 
 from __future__ import annotations
 
+import collections
 import threading
 from urllib.parse import urlsplit
 
@@ -121,7 +122,8 @@ class ResilientSession(requests.Session):
         super().__init__()
         self.timing = timing or Timing()
         self.attempts = 0  # requests sent, retries included
-        self.retry_waits: list[tuple[str, str, float, str]] = []  # (status or error, host, s, why)
+        # The latest waits: (status or error, host, seconds, why).
+        self.retry_waits: collections.deque[tuple[str, str, float, str]] = collections.deque(maxlen=1000)
         self.default_timeout = None
         self._settings: dict = {}
         self.configure(**(limits or {}))

@@ -212,7 +212,7 @@ def paginate(url: str, style: str = "next", *, params: dict | None = None, items
     options = dict(style=style, params=dict(params or {}), next=next, cursor=cursor, cursor_param=cursor_param,
                    offset_param=offset_param, limit_param=limit_param, start=start, page_param=page_param,
                    size_param=size_param, page_size=page_size, total=total, total_pages=total_pages,
-                   concurrency=int(concurrency), items=items)
+                   concurrency=int(concurrency), items=items, max_pages=max_pages)
     return _paginate(url, _session(session), options, pages, max_pages, request_kwargs)
 
 
@@ -305,6 +305,8 @@ def _walk_numbered(url, send, session, request_kwargs, method, o):
     if o["concurrency"] > 1:
         positions = _remaining_positions(offset_style, position, len(records), size, total, pages_total)
         if positions is not None:
+            if o["max_pages"] is not None:
+                positions = positions[:max(0, o["max_pages"] - 1)]
             requests_ = [dict(method=method, url=url, params=page_params(at), **request_kwargs) for at in positions]
             for response in fetch_many(requests_, o["concurrency"], session):
                 response.raise_for_status()
@@ -316,7 +318,7 @@ def _walk_numbered(url, send, session, request_kwargs, method, o):
     while True:
         if offset_style:
             position += step
-            if total is not None and position >= total:
+            if total is not None and done >= total:
                 return
         else:
             position += 1
@@ -340,8 +342,8 @@ def _remaining_positions(offset_style, first_position, first_count, size, total,
     if offset_style:
         if total is None:
             return None
-        step = first_count or size
-        return list(range(first_position + step, total, step))
+        # The offsets of `total` records from the first (0, or 1 for an API that counts from 1).
+        return list(range(first_position + first_count, first_position + total, first_count))
     if pages_total is None and total is not None and size:
         pages_total = first_position - 1 + math.ceil(total / max(first_count, 1)) if first_count else None
     if pages_total is None:

@@ -113,3 +113,25 @@ def test_paginate_uses_the_connection_by_default(lib, demo_api):
     lib.connection.configure(rate=None, max_in_flight=None)
     records = list(lib.paginate(demo_api.url + "/pages/next", params={"count": 30, "page_size": 10}))
     assert len(records) == 30
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_an_offset_counted_from_1_reaches_the_last_record(lib, demo_api, concurrency):
+    from lib._connection import ResilientSession
+
+    # /get-data?from=1: 833 a page ends with a page of one record, at offset 2500.
+    with ResilientSession() as session:
+        records = list(lib.paginate(demo_api.url + "/get-data", "offset", session=session, offset_param="from",
+                                    start=1, page_size=833, concurrency=concurrency))
+    assert [r["id"] for r in records] == list(range(1, 2501))
+
+
+def test_max_pages_bounds_the_concurrent_mode(lib, demo_api):
+    from lib._connection import ResilientSession
+
+    demo_api.reset_counters()
+    with ResilientSession() as session:
+        records = list(lib.paginate(demo_api.url + "/pages/page", "page", session=session, concurrency=4,
+                                    page_size=10, max_pages=3))
+    assert [r["id"] for r in records] == list(range(1, 31))
+    assert demo_api.request_count == 3

@@ -23,7 +23,7 @@ def test_a_429_with_retry_after_is_waited_for_and_retried(lib, timing, session, 
         assert window_end == timing.now
         assert api.rejected == 1 and api.request_count == 4
         assert log_lines == [f"429 from {host}, waiting 20.0 s (Retry-After)"]
-        assert session.retry_waits == [("429", host, 20.0, "Retry-After")]
+        assert list(session.retry_waits) == [("429", host, 20.0, "Retry-After")]
 
 
 def test_a_429_pauses_the_whole_connection(lib, timing, session):
