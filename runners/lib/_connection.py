@@ -65,54 +65,57 @@ class BudgetAdapter(HTTPAdapter):
         session = self._session
         if timeout is None:
             timeout = session.default_timeout
-        policy, budget, timing = session.retry_policy, session.budget, session.timing
         host = host_of(request.url)
         retry = 0
         while True:
             response = error = None
-            with budget.slot(host):
+            with session.budget.slot(host):
                 try:
                     response = super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
                                             proxies=proxies)
                 except (requests.ConnectionError, requests.Timeout) as exc:
                     error = exc
             session.attempts += 1
-            if response is not None and not policy.retryable_response(request.method, response):
-                return response
-            if error is not None and not policy.retryable_error(request.method, error):
-                raise error
-            what = str(response.status_code) if response is not None else type(error).__name__
-            if not _replayable(request):
-                log(f"{what} from {host}, not retried: the request's body cannot be sent again")
-                return _give_up(response, error)
-            if retry >= policy.retries:
-                if retry:
-                    log(f"{what} from {host}, giving up after {retry} retries")
-                return _give_up(response, error)
+            wait = self._wait_before_retry(request, response, error, retry, host)
+            if wait is None:
+                if error is not None:
+                    raise error
+                return response  # as it came, or the last answer once retrying is over
             retry += 1
-            named = server_wait(policy, response, timing.time()) if response is not None else None
-            if named is not None:
-                wait, reason = named
-                if wait > policy.max_wait:
-                    log(f"{what} from {host}: {reason} asks for {wait:.0f} s, more than max_wait "
-                        f"({policy.max_wait:g} s); not waiting")
-                    return _give_up(response, error)
-            else:
-                wait = policy.backoff_s(retry, timing.random())
-                reason = f"backoff, retry {retry} of {policy.retries}"
-            if named is not None:
-                budget.pause_for(wait)  # the server's word is for the connection: every thread waits
-            log(f"{what} from {host}, waiting {wait:.1f} s ({reason})")
-            session.retry_waits.append((what, host, round(wait, 3), reason))
             if response is not None:
-                response.close()  # back to the pool
-            timing.sleep(wait)
+                response.close()  # its connection goes back to the pool
+            session.timing.sleep(wait)
 
-
-def _give_up(response, error):
-    if response is not None:
-        return response  # the script sees the last answer, as it would without retries
-    raise error
+    def _wait_before_retry(self, request, response, error, retry: int, host: str) -> float | None:
+        """How long to wait before trying the request again; None: do not try it again."""
+        session = self._session
+        policy = session.retry_policy
+        if response is not None and not policy.retryable_response(request.method, response):
+            return None
+        if error is not None and not policy.retryable_error(request.method, error):
+            return None
+        what = str(response.status_code) if response is not None else type(error).__name__
+        if not _replayable(request):
+            log(f"{what} from {host}, not retried: the request's body cannot be sent again")
+            return None
+        if retry >= policy.retries:
+            if retry:
+                log(f"{what} from {host}, giving up after {retry} retries")
+            return None
+        named = server_wait(policy, response, session.timing.time()) if response is not None else None
+        if named is None:
+            wait = policy.backoff_s(retry + 1, session.timing.random())
+            reason = f"backoff, retry {retry + 1} of {policy.retries}"
+        else:
+            wait, reason = named
+            if wait > policy.max_wait:
+                log(f"{what} from {host}: {reason} asks for {wait:.0f} s, more than max_wait "
+                    f"({policy.max_wait:g} s); not waiting")
+                return None
+            session.budget.pause_for(wait)  # the server's word is for the connection: every thread waits
+        log(f"{what} from {host}, waiting {wait:.1f} s ({reason})")
+        session.retry_waits.append((what, host, round(wait, 3), reason))
+        return wait
 
 
 class ResilientSession(requests.Session):
