@@ -775,9 +775,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--client-id", default="demo-client")
     parser.add_argument("--client-secret", default="demo-secret")
     parser.add_argument("--token-ttl", type=int, default=300, help="token lifetime in seconds")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--rate-limit", type=int, default=None,
+                        help="requests allowed per window; more answer 429")
+    parser.add_argument("--rate-window", type=float, default=1.0, help="the rate limit's window in seconds")
+    parser.add_argument("--rate-limit-header", choices=RATE_LIMIT_HEADERS, default="retry-after",
+                        help="how a 429 names its wait")
     args = parser.parse_args(argv)
     api = DemoAPI(host=args.host, port=args.port, username=args.username,
                   password=args.password, client_id=args.client_id,
-                  client_secret=args.client_secret, token_ttl_s=args.token_ttl)
+                  client_secret=args.client_secret, token_ttl_s=args.token_ttl,
+                  latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window,
+                  rate_limit_header=args.rate_limit_header)
     api.serve_forever(on_ready=lambda a: print(f"Demo API listening on {a.url}", flush=True))
     return 0
