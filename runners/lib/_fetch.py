@@ -169,7 +169,7 @@ def _items(body, items, response):
 
 def _number_at(body, response, key, keys, header):
     """A total read from the body (key, or the usual names) or from a header."""
-    value = dig(body, key, MISSING) if isinstance(key, str) else (_first(body, keys) if key is None else MISSING)
+    value = _first(body, keys) if key is None else dig(body, key, MISSING)
     if value is MISSING and header and response.headers.get(header):
         value = response.headers[header]
     try:
