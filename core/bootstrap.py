@@ -27,9 +27,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from common.clock import aware
+from common.errors import TributaryError
 from common.settings import Settings, get_settings, make_private
 from core import events
 from core.execution import RunExecutor
@@ -67,10 +69,10 @@ class Services:
         if self.started:
             return self
         make_private(self.settings.data_dir)
-        get_engine()  # migrates the store
+        open_store(self.settings)  # migrates the store
         recovered = recovery.recover_interrupted_runs()
         if recovered:
-            log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+            log.warning("settled %d run(s) a stopped process left: %s", len(recovered), ", ".join(recovered))
         resumed = self.deliveries.resume_left()
         if resumed:
             log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
@@ -127,6 +129,30 @@ class Services:
                 sleep(max(0.0, (aware(retry.not_before) - utcnow()).total_seconds()))
             attempts.append(self.execute_run(retry.id))
         return attempts
+
+
+def open_store(settings: Settings) -> None:
+    """Open (and migrate) the store; one line naming it and what to do when it cannot be read."""
+    try:
+        get_engine()
+    except TributaryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt file, a lost server, a bad URL
+        raise TributaryError(store_problem(settings.database_url, exc)) from None
+
+
+def store_problem(url: str, exc: Exception) -> str:
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        return (f"the store {path} cannot be read ({reason}): restore it from a backup, or move it aside "
+                "to start with an empty store (feeds, connections and run history are kept in it)")
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown as nothing
+        shown = "(TRIBUTARY_DATABASE_URL)"
+    return (f"the store at {shown} cannot be read ({reason}): check that the server is up and "
+            "TRIBUTARY_DATABASE_URL is right, or restore the database from a backup")
 
 
 def _sleep(seconds: float) -> None:
