@@ -259,14 +259,18 @@ def holding(destinations: Callable, names: list[str], table: str, run_id: str) -
     return held, missing, unknown
 
 
-def counted(pending: dict, results: dict) -> tuple[int, dict]:
+def counted(pending: dict, results: dict, destinations: Callable) -> tuple[int, dict]:
     """The records loaded and each destination's result, for a run every destination holds:
     a destination whose result was not recorded (its process died right after its COMMIT)
     is counted from the spool."""
     results = dict(results)
     for name in pending["destinations"]:
-        results.setdefault(name, {"rows": pending["records_written"], "skipped": False, "location": "",
-                                  "rejected": 0, "counted_from": "spool"})
+        if name not in results:
+            location = ""
+            with suppress(Exception):
+                location = destinations(name).describe_target(pending["table"])
+            results[name] = {"rows": pending["records_written"], "skipped": False, "location": location,
+                             "rejected": 0, "counted_from": "spool"}
     return max((r["rows"] for r in results.values()), default=0), results
 
 
@@ -364,7 +368,7 @@ class RunExecutor:
             # Every destination holds the run: what failed came after its COMMIT (a connection
             # lost while acknowledging it): the run is committed.
             log.system(f"{exc}; but every destination's ledger holds the run: it is committed")
-            loaded, results = counted(pending, get_run(run.id).destination_results or {})
+            loaded, results = counted(pending, get_run(run.id).destination_results or {}, self._destinations)
         complete_run(run.id, pending, loaded, results)
         fault_point("store_committed")
         saved = "saved" if outcome.metadata is not None else "unchanged"

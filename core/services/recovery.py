@@ -114,7 +114,7 @@ def _reconcile(run_id: str, dead_worker: str | None, destinations: Callable) -> 
             _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}"))
             note(f"run failed: {error}")
             return True
-    loaded, results = counted(pending, results)
+    loaded, results = counted(pending, results, destinations)
     complete_run(run_id, pending, loaded, results)
     note(f"run succeeded on recovery: {loaded} records loaded; state "
          f"{'saved' if pending['state_saved'] else 'unchanged'}")
