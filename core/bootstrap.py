@@ -12,7 +12,8 @@ What it builds:
 - the dispatcher, which offers due queued runs to the executor (background only);
 - the scheduler tick (background only);
 - retries and watcher deliveries, listening to RunFinished;
-- recovery of what a dead process left (runs, deliveries).
+- recovery of what a dead process left (runs, deliveries): at start, and in the background
+  every RECOVERY_POLL_S for processes that die meanwhile.
 
 In the foreground (the CLI, a script, a test), there is no dispatcher: start_run hands its run
 to the executor at once, a run queued otherwise (a retry, a webhook's) waits for the app, and
@@ -57,6 +58,7 @@ class Services:
     deliveries: DeliveryService
     dispatcher: Dispatcher | None = None
     scheduler: SchedulerService | None = None
+    recovery_loop: recovery.RecoveryService | None = None  # background only: start-up recovers once otherwise
     started: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -80,12 +82,16 @@ class Services:
             self.dispatcher.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.recovery_loop is not None:
+            self.recovery_loop.start()
         self.started = True
         return self
 
     def stop(self) -> None:
         """Stop the loops and the executor. Stopped services are no longer the process's: the
         next current() builds fresh ones rather than queueing runs nothing would execute."""
+        if self.recovery_loop is not None:
+            self.recovery_loop.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.dispatcher is not None:
@@ -192,6 +198,7 @@ def build(settings: Settings | None = None, *, background: bool = False,
         dispatcher = Dispatcher(executor)
         services.dispatcher = dispatcher
         services.scheduler = SchedulerService()
+        services.recovery_loop = recovery.RecoveryService()
         bus.subscribe(events.RunQueued, dispatcher.wake)
     bus.subscribe(events.CancelRequested, run_executor.cancel)
     bus.subscribe(events.RunFinished, retries.on_run_finished)

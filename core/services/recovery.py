@@ -1,6 +1,8 @@
 """Recovery: what a process that died left behind, taken care of by a live one.
 
-Called at the app's start-up and at every CLI command (core/bootstrap.py Services.start). A run
+Called at the app's start-up and at every CLI command (core/bootstrap.py Services.start), and
+every RECOVERY_POLL_S by the app (RecoveryService), for processes that die while it runs (a
+CLI `run`, another app process on this host). A run
 left active by a process of this host that no longer exists is settled by the two-phase
 commit's rules (core/execution.py):
 - no pending outcome (it died before its commit began): failed, nothing was loaded;
@@ -26,6 +28,7 @@ from sqlmodel import select, update
 
 from common.process import died, worker_id
 from core.execution import counted, holding, partial_commit_error
+from core.services.loop import LoopService
 from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, remove_left_work_dirs,
                        remove_work_dirs)
 from storage.db import session_scope
@@ -36,6 +39,22 @@ from storage.models import Run, utcnow
 logger = logging.getLogger("tributary.recovery")
 
 INTERRUPTED = "interrupted: the process running it stopped"
+RECOVERY_POLL_S = 30.0
+
+
+class RecoveryService(LoopService):
+    """The app's recovery of runs that processes dying while it runs left (see above)."""
+
+    name = "recovery"
+
+    def __init__(self, poll_s: float = RECOVERY_POLL_S):
+        super().__init__(poll_s)
+
+    def run_once(self) -> list[str]:
+        recovered = recover_interrupted_runs()
+        if recovered:
+            logger.warning("settled %d run(s) a stopped process left: %s", len(recovered), ", ".join(recovered))
+        return recovered
 
 
 def recover_interrupted_runs(destinations: Callable = get_destination) -> list[str]:

@@ -167,3 +167,11 @@ def test_a_corrupt_store_is_one_line_naming_the_file_and_what_to_do(tributary):
     assert done.returncode != 0
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"error: the store {store} cannot be read (file is not a database)")
+
+
+def test_the_app_settles_runs_of_processes_that_die_while_it_runs(tributary):
+    _feed()
+    services = bootstrap.build(background=True)
+    run = _pending_run(["duckdb"], [])  # left by a CLI run killed while the app was up
+    assert services.recovery_loop.run_once() == [run.id]
+    assert get_run(run.id).status == "failed"

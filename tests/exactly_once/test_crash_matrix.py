@@ -153,3 +153,25 @@ def test_every_record_is_loaded_exactly_once_whatever_dies_when(destinations, po
     with session_scope() as session:
         assert session.query(ActiveRun).count() == 0
     assert not any(p.name.startswith(killed.id) for p in get_settings().work_root.iterdir())
+
+
+@pytest.mark.parametrize("destinations", ["duckdb"], indirect=True)
+def test_the_clis_next_command_settles_a_run_its_killed_predecessor_left_committing(destinations):
+    """`core.cli run`, killed after the warehouse COMMIT; the next `run` recovers the killed run
+    at its start (the commit is finished, not loaded again, not retried) and runs once more."""
+    _, _, data_dir = destinations
+
+    def cli(*args: str, point: str | None = None) -> subprocess.CompletedProcess:
+        env = dict(os.environ)
+        if point:
+            env[FAULT_POINT_ENV] = point
+        return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    assert cli("run", FEED, point="destination_committed").returncode == -signal.SIGKILL
+    after = cli("run", FEED)
+    assert after.returncode == 0, after.stderr
+    assert f"succeeded: {RECORDS} records loaded" in after.stdout
+    assert warehouse_rows(data_dir, f"SELECT count(*), count(DISTINCT id) FROM {FEED}") == [(2 * RECORDS,) * 2]
+    assert [(r.status, r.records_loaded) for r in list_runs(FEED)] == [("succeeded", RECORDS)] * 2
+    assert current_state(FEED) == {"next": 2 * RECORDS}
