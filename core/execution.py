@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,7 @@ from storage.models import Feed, Run, utcnow
 logger = logging.getLogger("tributary.runs")
 
 CANCEL_POLL_S = 0.5
+STORE_RETRY_WAITS_S = (0.2, 1.0, 3.0)  # between the attempts to record a committed run in the store
 PART_POLL_S = 0.01  # how soon a completed spool part reaches the destinations' stagers
 
 
@@ -215,6 +217,10 @@ class _Staging:
             shutil.rmtree(path, ignore_errors=True)
 
 
+class _Undecided(Exception):
+    """Every destination holds the run, and the store could not record that it succeeded."""
+
+
 def _fail(run_id: str, status: str, error: str | None, error_line: int | None = None, **values) -> None:
     with session_scope() as session:
         run = session.get(Run, run_id)
@@ -237,10 +243,10 @@ def _end(run_id: str, log: _RunLog | None, status: str, error: str | None, error
                 log.system(f"the store could not record this run's end ({status}): {exc}")
 
 
-def _finished(run_id: str) -> Run:
+def _finished(run_id: str, publish: bool = True) -> Run:
     """The run as it ended, told to the bus; never raises (see _end)."""
     try:
-        return finished(run_id)
+        return finished(run_id) if publish else get_run(run_id)
     except Exception as exc:  # noqa: BLE001 - the store may be what failed
         logger.error("run %s: its end could not be read from the store: %s", run_id, exc)
         return Run(id=run_id, feed_name="", status="unknown",
@@ -321,7 +327,7 @@ class RunExecutor:
         except Exception as exc:  # noqa: BLE001 - e.g. secrets that no longer decrypt
             _end(run_id, None, "failed", f"could not prepare the run: {exc}")
             return _finished(run_id)
-        staging = None
+        staging, undecided = None, False
         try:
             log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
             staging = _Staging(run, feed, job, settings, log, self._destinations)
@@ -337,6 +343,11 @@ class RunExecutor:
                 return _finished(run.id)
             files = staging.finish()
             self._commit(run, feed, outcome, files, staging.stagers, log)
+        except _Undecided as exc:
+            logger.error("run %s: %s", run.id, exc)
+            with suppress(Exception):
+                log.system(str(exc))
+            undecided = True
         except Exception as exc:  # noqa: BLE001 - recorded on the run, state untouched
             with suppress(Exception):
                 log.system(f"run failed: {exc}")
@@ -348,7 +359,7 @@ class RunExecutor:
             with suppress(Exception):
                 log.close()
             shutil.rmtree(job.work_dir, ignore_errors=True)
-        return _finished(run.id)
+        return _finished(run.id, publish=not undecided)  # a pending run has not finished
 
     def _commit(self, run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
                 log: _RunLog) -> None:
@@ -368,11 +379,33 @@ class RunExecutor:
             # Every destination holds the run: what failed came after its COMMIT (a connection
             # lost while acknowledging it): the run is committed.
             log.system(f"{exc}; but every destination's ledger holds the run: it is committed")
-            loaded, results = counted(pending, get_run(run.id).destination_results or {}, self._destinations)
-        complete_run(run.id, pending, loaded, results)
+            loaded = results = None  # counted from what the store recorded, below
+        loaded = self._complete(run.id, pending, loaded, results, log)
         fault_point("store_committed")
         saved = "saved" if outcome.metadata is not None else "unchanged"
         log.system(f"run succeeded: {loaded} records loaded; state {saved}")
+
+    def _complete(self, run_id: str, pending: dict, loaded: int | None, results: dict | None, log: _RunLog) -> int:
+        """Phase two, once every destination holds the run; the records loaded. A store that
+        cannot record it is tried again for a while; then the run stays pending (never
+        'failed': its rows are in the destinations), for recovery to finish once this process
+        has gone."""
+        for wait in (*STORE_RETRY_WAITS_S, None):
+            try:
+                if loaded is None:
+                    loaded, results = counted(pending, get_run(run_id).destination_results or {}, self._destinations)
+                complete_run(run_id, pending, loaded, results)
+                return loaded
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                if wait is None:
+                    raise _Undecided(
+                        f"every destination holds this run, but the store could not record it ({exc}): it stays "
+                        "pending until this process has ended; then the next start of the app or of a CLI "
+                        "command finishes its commit"
+                    ) from exc
+                with suppress(Exception):
+                    log.system(f"the store could not record the run's commit ({exc}); trying again in {wait} s")
+                time.sleep(wait)
 
     def _run_script(self, run: Run, job: ScriptJob, log: _RunLog, settings: Settings,
                     on_started: Callable[[], None] = lambda: None) -> ScriptOutcome:

@@ -110,6 +110,15 @@ def _reconcile(run_id: str, dead_worker: str | None, destinations: Callable) -> 
     me = worker_id()
     if not _claim_pending(run_id, dead_worker, me):
         return False
+    try:
+        return _settle(run_id, dead_worker, me, destinations)
+    except BaseException:
+        with suppress(Exception):  # give it back: the next recovery tries again
+            _claim_pending(run_id, me, dead_worker)
+        raise
+
+
+def _settle(run_id: str, dead_worker: str | None, me: str, destinations: Callable) -> bool:
     run = get_run(run_id)
     pending = run.pending_outcome
     note = _RecoveryNote(run.log_path)

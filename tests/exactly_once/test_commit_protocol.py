@@ -175,3 +175,43 @@ def test_the_app_settles_runs_of_processes_that_die_while_it_runs(tributary):
     run = _pending_run(["duckdb"], [])  # left by a CLI run killed while the app was up
     assert services.recovery_loop.run_once() == [run.id]
     assert get_run(run.id).status == "failed"
+
+
+def test_a_store_that_cannot_record_phase_two_at_first_is_tried_again(tributary, monkeypatch):
+    from core import execution
+
+    _feed()
+    complete, failures = execution.complete_run, []
+
+    def busy_once(*args):
+        if not failures:
+            failures.append(1)
+            raise OSError("database is locked")
+        complete(*args)
+
+    monkeypatch.setattr(execution, "complete_run", busy_once)
+    run = execute_run(create_run("orders").id)
+    assert run.status == "succeeded" and run.records_loaded == 5
+    assert "the store could not record the run's commit (database is locked); trying again" in read_log(run.id)[0]
+
+
+def test_a_run_the_store_cannot_record_as_committed_stays_pending_never_failed(tributary, monkeypatch):
+    from core import execution
+
+    _feed()
+    monkeypatch.setattr(execution, "STORE_RETRY_WAITS_S", ())
+    with monkeypatch.context() as patch:
+        patch.setattr(execution, "complete_run", lambda *args: (_ for _ in ()).throw(OSError("disk I/O error")))
+        run = execute_run(create_run("orders").id)
+    assert run.status == "loading" and run.pending_outcome is not None  # the truth: its rows are loaded
+    assert "every destination holds this run, but the store could not record it" in read_log(run.id)[0]
+    with session_scope() as session:  # the process that ran it ends
+        row = session.get(Run, run.id)
+        row.worker = DEAD
+        session.add(row)
+    assert recover_interrupted_runs() == [run.id]
+    done = get_run(run.id)
+    assert done.status == "succeeded" and done.records_loaded == 5
+    assert current_state("orders") == {"next": 5}
+    assert execute_run(create_run("orders").id).status == "succeeded"
+    assert warehouse_rows(tributary, "SELECT count(*), count(DISTINCT id) FROM orders") == [(10, 10)]
