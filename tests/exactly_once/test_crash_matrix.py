@@ -80,17 +80,22 @@ TWO = {
 }
 CASES = ([("duckdb", point, status) for point, status in ONE.items()]
          + [("postgres", point, status) for point, status in ONE.items()]
-         + [("duckdb+postgres", point, status) for point, status in TWO.items()])
+         + [("duckdb+postgres", point, status) for point, status in TWO.items()]
+         # the same, with the store on PostgreSQL too (in the warehouse's database)
+         + [("store@postgres:duckdb+postgres", point, status) for point, status in TWO.items()])
 
 
 @pytest.fixture
 def destinations(request, tributary, monkeypatch):
-    names = request.param.split("+")
+    store, _, names = request.param.rpartition(":")
+    names = names.split("+")
     url = None
     if "postgres" in names:
         url = request.getfixturevalue("postgres_url")
         monkeypatch.setenv("TRIBUTARY_WAREHOUSE", "postgres")
         monkeypatch.setenv("TRIBUTARY_POSTGRES_URL", url)
+    if store == "store@postgres":
+        monkeypatch.setenv("TRIBUTARY_DATABASE_URL", url)
     create_feed(FeedSpec(name=FEED, script=SCRIPT, destinations=names[-1:], retries=1, retry_backoff_s=1))
     if len(names) > 1:  # no warehouse offers both: set on the feed as it is stored
         with session_scope() as session:
