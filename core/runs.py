@@ -238,6 +238,7 @@ def run_view(run: Run) -> dict:
         "records_written": run.records_written, "records_loaded": run.records_loaded, "error": run.error,
         "error_line": run.error_line, "state_before": run.state_before, "state_after": run.state_after,
         "destinations": run.destination_results or {},
+        "committing": run.pending_outcome is not None,  # its outcome recorded as pending, its commit unfinished
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
         "notifications": delivery_views(run.id),
     }
