@@ -64,7 +64,8 @@ print(run.status, run.error)
 # point -> the killed run's status after recovery, per destination set
 ONE = {
     "script_running": "failed",
-    "part_staged": "failed",
+    "part_staged": "failed",  # the first of the run's two parts
+    "part_staged:2": "failed",  # the last
     "destination_before_commit": "failed",
     "destination_committed": "succeeded",
     "store_committed": "succeeded",
@@ -72,6 +73,7 @@ ONE = {
 TWO = {
     "script_running": "failed",
     "part_staged": "failed",
+    "part_staged:2": "failed",
     "destination_before_commit:1": "failed",  # inside the first load: no destination holds the run
     "destination_before_commit:2": "succeeded",  # the first committed: recovery loads the second
     "destination_committed:1": "succeeded",  # likewise, killed before the second load began
