@@ -201,7 +201,7 @@ def _redshift(request, tmp_path: Path) -> Target:
 
     from storage.destinations.settings import RedshiftSettings
     from storage.destinations.redshift import RedshiftDestination
-    from storage.destinations.s3_objects import list_keys, s3_client
+    from storage.destinations.s3.objects import list_keys, s3_client
     from tests.destinations.redshift_emulation import EmulatedCopy, install_redshift_names
 
     url = request.getfixturevalue("postgres_url")
@@ -230,7 +230,7 @@ def _redshift(request, tmp_path: Path) -> Target:
 
 def _s3(request, tmp_path: Path) -> Target:
     from storage.destinations.s3 import S3Destination
-    from storage.destinations.s3_objects import list_keys, s3_client
+    from storage.destinations.s3.objects import list_keys, s3_client
 
     settings = request.getfixturevalue("s3_settings")
     client = s3_client(settings)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from storage.destinations import duckdb_staging
+from storage.destinations.duckdb import staging as duckdb_staging
 from storage.destinations.base import LoadError, LoadRequest
 from storage.destinations.duckdb import DuckDBDestination
 

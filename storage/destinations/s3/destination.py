@@ -19,7 +19,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from storage.destinations import s3_objects as objects
 from storage.destinations.configured import Configured
 from storage.destinations.base import (
     REJECTS_SUFFIX,
@@ -28,9 +27,11 @@ from storage.destinations.base import (
     IdentifierRules,
     LoadRequest,
     LoadResult,
+    undo_keeping_error,
 )
 from storage.destinations.column_types import ColumnType
 from storage.destinations.files import data_parts
+from storage.destinations.s3 import objects
 from storage.destinations.schema import ExistingColumns, SchemaPlan, plan_schema, profile_spool
 from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 
@@ -95,13 +96,17 @@ class S3Destination(Configured, Destination):
                 objects.put_json(self.client, self.config.bucket, run_manifest, {"entries": entries})
                 uploaded.append(run_manifest)
                 replaced = self._commit(request, plan, current, entries, profile.records - rejects.count, rejects.count)
-            except BaseException:
-                objects.delete_keys(self.client, self.config.bucket, uploaded)
+            except BaseException as exc:
+                undo_keeping_error(exc, lambda: self.discard(uploaded), "deleting the run's files")
                 raise
         if replaced:
             self._delete_replaced(request.table, replaced)
         return LoadResult(rows=profile.records - rejects.count, location=objects.url(self.config.bucket, run_prefix),
                           rejected=rejects.count, schema_changes=plan.changes())
+
+    def discard(self, keys: list[str]) -> None:
+        """Delete what a failed load uploaded (the feed manifest does not list it)."""
+        objects.delete_keys(self.client, self.config.bucket, keys)
 
     def _upload_data(self, request: LoadRequest, plan: SchemaPlan, rejects: RejectLog, tmp: Path, run_prefix: str,
                      uploaded: list[str]) -> list[dict]:

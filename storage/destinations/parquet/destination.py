@@ -26,9 +26,11 @@ from storage.destinations.base import (
     IdentifierRules,
     LoadRequest,
     LoadResult,
+    undo_keeping_error,
 )
 from storage.destinations.column_types import ColumnType
 from storage.destinations.files import parquet_parts
+from storage.destinations.parquet.configuration import ParquetSettings
 from storage.destinations.schema import ExistingColumns, SchemaPlan, plan_schema, profile_spool
 from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 
@@ -47,7 +49,7 @@ class ParquetDestination(Destination):
     def __init__(self, settings: Settings | None = None, root: Path | None = None,
                  chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
         self.settings = settings or get_settings()
-        self.root = Path(root or self.settings.parquet_dir)
+        self.root = Path(root or ParquetSettings.from_settings(self.settings).path)
         self.chunk_rows = chunk_rows
 
     def describe_target(self, table: str) -> str:
@@ -94,9 +96,8 @@ class ParquetDestination(Destination):
                         pass
                     rejects_tmp.rename(self._run_dir(f"{request.table}{REJECTS_SUFFIX}", request.run_id))
                 tmp.rename(final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.rmtree(rejects_tmp, ignore_errors=True)
+            except BaseException as exc:
+                undo_keeping_error(exc, lambda: self.discard(tmp, rejects_tmp), "removing the run's files")
                 raise
             self._commit_state(request, plan, state)
         if request.load_type == "truncate_insert":
@@ -105,6 +106,11 @@ class ParquetDestination(Destination):
                     shutil.rmtree(old, ignore_errors=True)
         return LoadResult(rows=profile.records - rejects.count, location=str(final), rejected=rejects.count,
                           schema_changes=plan.changes())
+
+    def discard(self, *folders: Path) -> None:
+        """Remove a failed load's folders (not yet renamed into place)."""
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _commit_state(self, request: LoadRequest, plan: SchemaPlan, state: dict) -> None:
         if plan.columns:
