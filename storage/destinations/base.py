@@ -7,7 +7,9 @@ at all. `has_run` lets a retried load skip a destination that already holds the 
 destination can do is declared in `capabilities`, so callers never branch on names.
 Implementations are registered by name in storage/destinations/__init__.py, one package each
 (<name>/configuration.py: its settings; <name>/destination.py: the implementation), and
-tests/destinations/test_destination_contract.py runs one contract suite over all of them.
+tests/destinations/test_destination_contract.py runs one contract suite over all of them. Two
+narrower interfaces serve the implementations: configuration.Section (a destination's part of
+the warehouse settings) and sql_warehouse.TableLoad (a SQL warehouse's load step).
 """
 
 from __future__ import annotations

@@ -124,17 +124,23 @@ class SqlDestination(Destination):
         return self.commit(self.table_load(request))
 
     def commit(self, load: TableLoad) -> LoadResult:
-        """Run one TableLoad through the protocol (see the module's docstring)."""
+        """Run one TableLoad through the protocol (see the module's docstring), then close it."""
         try:
-            load.start()
-            with self.connect() as session:
-                if self._ledger_has(session, load.table, load.request.run_id):
-                    return self.skipped(load.request)
-                load.prepare(session)
-                self._ensure_ledger(session)
-                self._apply(session, load)
-        finally:
-            load.close()
+            result = self._protocol(load)
+        except BaseException as exc:
+            undo_keeping_error(exc, load.close, "Cleaning up the failed load")
+            raise
+        load.close()
+        return result
+
+    def _protocol(self, load: TableLoad) -> LoadResult:
+        load.start()
+        with self.connect() as session:
+            if self._ledger_has(session, load.table, load.request.run_id):
+                return self.skipped(load.request)
+            load.prepare(session)
+            self._ensure_ledger(session)
+            self._apply(session, load)
         return load.result()
 
     def skipped(self, request: LoadRequest) -> LoadResult:

@@ -2,9 +2,9 @@
 
 Most runs take the native load (NativeLoad): DuckDB parses and types the spool part by part
 while the script still runs (staging.py), and the load inserts the staged Parquet parts. Runs
-it cannot type exactly as the shaped load would take the shaped load (StreamingLoad): chunks go
-in as Arrow tables. Both are steps of the one commit protocol (SqlDestination.load), so either
-way the load is one transaction; DuckDB's DDL is transactional, so new and widened columns roll
+it cannot type exactly as the generic load would take the generic load (StreamingLoad): chunks
+go in as Arrow tables. Both are load steps of the one commit protocol (SqlDestination.commit),
+so either way the load is one transaction, behind the same ledger check; DuckDB's DDL is transactional, so new and widened columns roll
 back with the rows when a load fails. Identifiers are matched case-insensitively, as DuckDB does.
 """
 
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _LOCK_RETRY_S = 30.0
-_NATIVE_LOAD_TYPES = ("incremental", "truncate_insert")  # upserts merge: the shaped load's work
+_NATIVE_LOAD_TYPES = ("incremental", "truncate_insert")  # upserts merge: the generic load's work
 # Values the staged types turn out not to hold, or a run too big for the native load's memory:
-# rolled back, and the shaped load takes the run from the start.
+# rolled back, and the generic load takes the run from the start.
 _GIVES_WAY = (staging.NotNative, duckdb.ConversionException, duckdb.InvalidInputException,
               duckdb.OutOfMemoryException)
 
@@ -167,24 +167,24 @@ class DuckDBDestination(StreamingSqlDestination):
         return staging.DuckDBStager(work_dir, self.capabilities.identifiers)
 
     def load(self, request: LoadRequest) -> LoadResult:
-        """The native load when the run's types allow it, else the shaped one; both commit
+        """The native load when the run's types allow it, else the generic one; both commit
         through the same protocol (SqlDestination.commit)."""
         self.require_load_type(request)
         if request.load_type not in _NATIVE_LOAD_TYPES:
             return super().load(request)
         if isinstance(request.staged, staging.DuckDBStager):
-            return self._native_or_shaped(request, request.staged)
+            return self._native_or_generic(request, request.staged)
         # Nothing was staged while the script ran (a load of a finished spool): stage it now.
         if self.has_run(request.table, request.run_id):
             return self.skipped(request)
         with self._staged_now(request) as stager:
-            return self._native_or_shaped(request, stager)
+            return self._native_or_generic(request, stager)
 
-    def _native_or_shaped(self, request: LoadRequest, stager: staging.DuckDBStager) -> LoadResult:
+    def _native_or_generic(self, request: LoadRequest, stager: staging.DuckDBStager) -> LoadResult:
         try:
             return self.commit(NativeLoad(self, request, stager))
         except _GIVES_WAY:
-            return super().load(request)  # rolled back: the shaped load takes the run from the start
+            return super().load(request)  # rolled back: the generic load takes the run from the start
 
     @contextmanager
     def _staged_now(self, request: LoadRequest) -> Iterator[staging.DuckDBStager]:

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from common.settings import Settings, get_settings
 from storage.destinations import spool
-from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
+from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest, undo_keeping_error
 from storage.destinations.column_types import ColumnType
 from storage.destinations.files import parquet_parts
 from storage.destinations.postgres.destination import PsycopgSession, psycopg_session
@@ -170,8 +170,8 @@ class RedshiftDestination(StagedSqlDestination):
                     part.unlink()
             staged.keys.append(staged.manifest_key)
             objects.put_json(self.client, bucket, staged.manifest_key, {"entries": entries})
-        except BaseException:
-            self.discard_staged(staged)
+        except BaseException as exc:
+            undo_keeping_error(exc, lambda: self.discard_staged(staged), "deleting the staged files")
             raise
         staged.parts = len(entries)
         return staged
