@@ -32,10 +32,15 @@ from storage.destinations.base import (
 from storage.destinations.column_types import ColumnType
 from storage.destinations.files import data_parts
 from storage.destinations.s3 import objects
-from storage.destinations.schema import ExistingColumns, SchemaPlan, plan_schema, profile_spool
+from storage.destinations.schema import RunProfile, SchemaPlan, plan_file_schema, profile_spool
 from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 
 MANIFEST = "manifest.json"
+
+
+def _day(request: LoadRequest) -> str:
+    """The <date> of a run's folders: the day it was loaded."""
+    return request.loaded_at.strftime("%Y-%m-%d")
 
 
 class S3Destination(Configured, Destination):
@@ -79,30 +84,32 @@ class S3Destination(Configured, Destination):
         if any(r["run_id"] == request.run_id for r in current["runs"]):
             return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
         profile = profile_spool(request.files, self.chunk_rows)
-        existing: ExistingColumns | None = {
-            c["name"]: (ColumnType(c["type"]), c["type"]) for c in current["columns"]
-        } or None
-        plan = plan_schema(request.table, profile, existing, self.capabilities, lambda kind: kind.value)
-        date = request.loaded_at.strftime("%Y-%m-%d")
-        run_prefix = objects.join_key(self._feed_prefix(request.table), date, request.run_id)
-        uploaded: list[str] = []
+        plan = plan_file_schema(request.table, profile, current["columns"], self.capabilities)
+        run_prefix = objects.join_key(self._feed_prefix(request.table), _day(request), request.run_id)
         with RejectLog() as rejects, tempfile.TemporaryDirectory(prefix="tributary-s3-") as tmp:
-            try:
-                entries = self._upload_data(request, plan, rejects, Path(tmp), run_prefix, uploaded)
-                check_threshold(profile.records, rejects, request.max_rejected_ratio)
-                if rejects.count:
-                    self._upload_rejects(request, rejects, Path(tmp), date, uploaded)
-                run_manifest = objects.join_key(run_prefix, MANIFEST)
-                objects.put_json(self.client, self.config.bucket, run_manifest, {"entries": entries})
-                uploaded.append(run_manifest)
-                replaced = self._commit(request, plan, current, entries, profile.records - rejects.count, rejects.count)
-            except BaseException as exc:
-                undo_keeping_error(exc, lambda: self.discard(uploaded), "deleting the run's files")
-                raise
+            replaced = self._upload_and_commit(request, plan, profile, rejects, current, Path(tmp), run_prefix)
         if replaced:
             self._delete_replaced(request.table, replaced)
         return LoadResult(rows=profile.records - rejects.count, location=objects.url(self.config.bucket, run_prefix),
                           rejected=rejects.count, schema_changes=plan.changes())
+
+    def _upload_and_commit(self, request: LoadRequest, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
+                           current: dict, tmp: Path, run_prefix: str) -> list[dict]:
+        """Upload the run's files, its rejects and its manifest, then replace the feed manifest;
+        the entries it no longer lists. A failure deletes what was uploaded."""
+        uploaded: list[str] = []
+        try:
+            entries = self._upload_data(request, plan, rejects, tmp, run_prefix, uploaded)
+            check_threshold(profile.records, rejects, request.max_rejected_ratio)
+            if rejects.count:
+                self._upload_rejects(request, rejects, tmp, uploaded)
+            run_manifest = objects.join_key(run_prefix, MANIFEST)
+            objects.put_json(self.client, self.config.bucket, run_manifest, {"entries": entries})
+            uploaded.append(run_manifest)
+            return self._commit(request, plan, current, entries, profile.records - rejects.count, rejects.count)
+        except BaseException as exc:
+            undo_keeping_error(exc, lambda: self.discard(uploaded), "deleting the run's files")
+            raise
 
     def discard(self, keys: list[str]) -> None:
         """Delete what a failed load uploaded (the feed manifest does not list it)."""
@@ -120,9 +127,8 @@ class S3Destination(Configured, Destination):
             part.unlink()  # bounded local disk: one part at a time
         return entries
 
-    def _upload_rejects(self, request: LoadRequest, rejects: RejectLog, tmp: Path, date: str,
-                        uploaded: list[str]) -> None:
-        prefix = objects.join_key(self.config.prefix, request.table + REJECTS_SUFFIX, date, request.run_id)
+    def _upload_rejects(self, request: LoadRequest, rejects: RejectLog, tmp: Path, uploaded: list[str]) -> None:
+        prefix = objects.join_key(self.config.prefix, request.table + REJECTS_SUFFIX, _day(request), request.run_id)
         tables = rejects.tables(request.run_id, request.loaded_at, self.chunk_rows)
         for part in data_parts(tables, tmp / "rejects", self.config.file_format, ["record"]):
             key = objects.join_key(prefix, part.name)
