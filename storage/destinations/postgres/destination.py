@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError
 from storage.destinations.column_types import ColumnType
 from storage.destinations.configured import Configured
+from storage.destinations.postgres.configuration import PostgresSettings
 from storage.destinations.sql import SqlDialect, quote
 from storage.destinations.sql_loads import StreamingSqlDestination
 
@@ -80,7 +81,7 @@ def psycopg_session(url: str, schema: str, what: str) -> Iterator[PsycopgSession
 
 
 class PostgresDestination(Configured, StreamingSqlDestination):
-    settings_section = "postgres"
+    configuration = PostgresSettings
     name = "postgres"
     title = "PostgreSQL"
     capabilities = Capabilities(

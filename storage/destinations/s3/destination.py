@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from storage.destinations.configured import Configured
+from storage.destinations.s3.configuration import S3Settings
 from storage.destinations.base import (
     REJECTS_SUFFIX,
     Capabilities,
@@ -44,7 +45,7 @@ def _day(request: LoadRequest) -> str:
 
 
 class S3Destination(Configured, Destination):
-    settings_section = "s3"
+    configuration = S3Settings
     name = "s3"
     title = "Amazon S3 files"
     capabilities = Capabilities(

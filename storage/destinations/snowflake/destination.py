@@ -24,6 +24,7 @@ import pyarrow as pa
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
 from storage.destinations.column_types import ColumnType
 from storage.destinations.configured import Configured
+from storage.destinations.snowflake.configuration import SnowflakeSettings
 from storage.destinations.files import parquet_parts
 from storage.destinations.sql import SqlDialect, quote
 from storage.destinations.sql_loads import StagedSqlDestination, Staging, staged_file_table
@@ -78,7 +79,7 @@ def connection_arguments(config) -> dict:
 
 
 class SnowflakeDestination(Configured, StagedSqlDestination):
-    settings_section = "snowflake"
+    configuration = SnowflakeSettings
     name = "snowflake"
     title = "Snowflake"
     capabilities = Capabilities(
