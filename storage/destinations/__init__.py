@@ -1,6 +1,13 @@
-"""Destinations by name, and which ones each warehouse setting offers (as in Peak: Redshift
-users get Redshift and S3, Snowflake users get Snowflake). Drivers load only when used:
-importing a destination's module never imports psycopg, boto3 or the Snowflake connector."""
+"""The destinations' registry: each implementation of the Destination interface (base.py)
+registered by name, and which ones each warehouse setting offers (as in Peak: Redshift users
+get Redshift and S3, Snowflake users get Snowflake).
+
+Each destination is a package, storage/destinations/<name>/, holding its settings
+(configuration.py) and its implementation (destination.py). The SQL warehouses share one commit
+protocol (sql_warehouse.py) and load through StreamingLoad or StagedLoad (sql_loads.py), or
+their own load step (DuckDB's native load). Drivers load only when used: importing a
+destination's module never imports psycopg, boto3 or the Snowflake connector.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,12 @@ from common.errors import TributaryError
 from storage.destinations.base import Destination
 
 DESTINATIONS = {
-    "duckdb": "storage.destinations.duckdb:DuckDBDestination",
-    "parquet": "storage.destinations.parquet:ParquetDestination",
-    "postgres": "storage.destinations.postgres:PostgresDestination",
-    "redshift": "storage.destinations.redshift:RedshiftDestination",
-    "s3": "storage.destinations.s3:S3Destination",
-    "snowflake": "storage.destinations.snowflake:SnowflakeDestination",
+    "duckdb": "storage.destinations.duckdb.destination:DuckDBDestination",
+    "parquet": "storage.destinations.parquet.destination:ParquetDestination",
+    "postgres": "storage.destinations.postgres.destination:PostgresDestination",
+    "redshift": "storage.destinations.redshift.destination:RedshiftDestination",
+    "s3": "storage.destinations.s3.destination:S3Destination",
+    "snowflake": "storage.destinations.snowflake.destination:SnowflakeDestination",
 }
 
 WAREHOUSES = {

@@ -1,15 +1,22 @@
-"""The Destination interface: load one run's spool into a warehouse, idempotently by run id.
+"""The destination extension point, declared in one place: the Destination and Stager
+interfaces, with their docstrings as the contract, and the values they exchange.
 
 A destination receives a LoadRequest (the spool's JSON-lines files, the load type, the
 primary key, the run id and load time) and commits it in one transaction of its own, or not
 at all. `has_run` lets a retried load skip a destination that already holds the run. What a
 destination can do is declared in `capabilities`, so callers never branch on names.
+Implementations are registered by name in storage/destinations/__init__.py, one package each
+(<name>/configuration.py: its settings; <name>/destination.py: the implementation), and
+tests/destinations/test_destination_contract.py runs one contract suite over all of them. Two
+narrower interfaces serve the implementations: configuration.Section (a destination's part of
+the warehouse settings) and sql_warehouse.TableLoad (a SQL warehouse's load step).
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -126,9 +133,23 @@ class Stager(ABC):
         """Let go of what the stager holds (files, connections)."""
 
 
+def undo_keeping_error(error: BaseException, undo: Callable[[], object], what: str) -> None:
+    """Take back a failed load's work (ROLLBACK, deleting uploaded files). An undo that fails
+    too never replaces the first error: it is added to it as a note, and the caller raises the
+    first error."""
+    try:
+        undo()
+    except Exception as failure:  # noqa: BLE001 - whatever the driver raises, the first error wins
+        error.add_note(f"{what} failed as well: {type(failure).__name__}: {failure}")
+
+
 class Destination(ABC):
-    name: ClassVar[str]
-    title: ClassVar[str]
+    """Where a feed's records land. Constructed with the app's Settings (or None: the
+    process's), and optionally its configuration given directly; constructing one and
+    describing a target never connects, needs no credentials and imports no driver."""
+
+    name: ClassVar[str]  # the registry's name, stored on a feed
+    title: ClassVar[str]  # what a user sees
     capabilities: ClassVar[Capabilities]
 
     @abstractmethod
@@ -136,13 +157,25 @@ class Destination(ABC):
         """Where a feed's data lands, in words a user understands."""
 
     @abstractmethod
-    def has_run(self, table: str, run_id: str) -> bool: ...
+    def has_run(self, table: str, run_id: str) -> bool:
+        """Whether a load of this run id into this table has committed: what recovery and a
+        retried load ask. True even when the run loaded no rows, or a later Truncate and
+        Insert replaced them."""
 
     @abstractmethod
-    def load(self, request: LoadRequest) -> LoadResult: ...
+    def load(self, request: LoadRequest) -> LoadResult:
+        """Commit the run's records, its rejects and its run id together, or nothing.
+
+        A run id the destination already holds is not loaded again: the result says
+        `skipped`. A load type outside `capabilities.load_types`, an upsert without a key, a
+        damaged spool (SpoolError) or more rejects than the threshold allows (RejectedRowsError)
+        fail the load before it commits. Whatever fails, the destination is left as it was
+        (rows, columns, and no run id), and the error raised is the first one: an undo that
+        fails too is a note on it (see undo_keeping_error)."""
 
     @abstractmethod
-    def drop(self, table: str) -> None: ...
+    def drop(self, table: str) -> None:
+        """Remove a feed's data, its rejects and its run ids (the feed is deleted)."""
 
     def check(self) -> None:
         """Raise with a clear message when the destination cannot be reached."""

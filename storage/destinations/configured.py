@@ -1,6 +1,7 @@
 """What the destinations reaching a remote system share: their section of the warehouse
-settings, read on first use (so describing a target never needs credentials), or given
-directly (tests, the Settings page's Test connection)."""
+settings (`configuration`, the Section class of their configuration.py), read on first use (so
+describing a target never needs credentials), or given directly (tests, the Settings page's
+Test connection)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import ClassVar
 
 from common.settings import Settings, get_settings
 from storage.destinations import spool
+from storage.destinations.configuration import Section
 
 
 class Configured:
-    settings_section: ClassVar[str]
+    configuration: ClassVar[type[Section]]
 
     def __init__(self, settings: Settings | None = None, config=None, chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
         self.settings = settings or get_settings()
@@ -24,5 +26,5 @@ class Configured:
         if self._config is None:
             from storage.destinations.settings import load_warehouse_settings
 
-            self._config = getattr(load_warehouse_settings(self.settings), self.settings_section)
+            self._config = getattr(load_warehouse_settings(self.settings), self.configuration.section)
         return self._config

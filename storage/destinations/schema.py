@@ -157,3 +157,10 @@ def plan_schema(
         if wider is not None:
             column.previous, column.type, column.native, column.status = column.native, wider, native_type(wider), "widened"
     return SchemaPlan(table=table, table_exists=existing is not None, columns=columns, unloadable=unloadable)
+
+
+def plan_file_schema(table: str, profile: RunProfile, listed: list[dict], capabilities: Capabilities) -> SchemaPlan:
+    """The plan of a file destination (local Parquet, S3), whose state lists its columns as
+    {"name", "type"} with the type's ColumnType value as its native name (none listed: no table yet)."""
+    existing = {c["name"]: (ColumnType(c["type"]), c["type"]) for c in listed} or None
+    return plan_schema(table, profile, existing, capabilities, lambda kind: kind.value)

@@ -1,10 +1,12 @@
-"""Warehouse credentials: PostgreSQL, Redshift (+ its S3 staging), S3 and Snowflake.
+"""The warehouse settings: every destination's section (each declared beside its destination,
+in <name>/configuration.py, as a configuration.Section) kept together in one file.
 
 Stored encrypted at rest (the app's Fernet key, see common.secrets) in <data dir>/warehouse.json,
 with mode 0600. Any field can be overridden by an environment variable named
 TRIBUTARY_<SECTION>_<FIELD>, e.g. TRIBUTARY_POSTGRES_URL or TRIBUTARY_SNOWFLAKE_PASSWORD, which
 is how a deployment injects secrets without the UI. Which warehouse is in use stays
-TRIBUTARY_WAREHOUSE (common.settings); this module only holds how to reach each one.
+TRIBUTARY_WAREHOUSE (common.settings); this module only holds how to reach each one. The
+sections' classes are re-exported here for the code that imported them from this module.
 """
 
 from __future__ import annotations
@@ -18,47 +20,19 @@ from pathlib import Path
 from common.errors import TributaryError, ValidationError
 from common.secrets import MASK, decrypt_json, encrypt_json
 from common.settings import Settings, get_settings
+from storage.destinations.postgres.configuration import PostgresSettings
+from storage.destinations.redshift.configuration import RedshiftSettings
+from storage.destinations.s3.configuration import FILE_FORMATS, S3Settings
+from storage.destinations.snowflake.configuration import SnowflakeSettings
 
 FILE_NAME = "warehouse.json"
 
-
-@dataclass(frozen=True)
-class PostgresSettings:
-    url: str = ""  # postgresql://user:password@host:5432/database
-    schema: str = "public"
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    bucket: str = ""
-    prefix: str = "tributary"
-    region: str = "us-east-1"
-    endpoint_url: str = ""  # empty: AWS; set for an S3-compatible service
-    access_key_id: str = ""  # empty: boto3's default chain (instance role, ~/.aws, AWS_* variables)
-    secret_access_key: str = ""
-    file_format: str = "parquet"  # parquet | jsonl
-
-
-@dataclass(frozen=True)
-class RedshiftSettings:
-    url: str = ""  # postgresql://user:password@cluster.region.redshift.amazonaws.com:5439/dev
-    schema: str = "public"
-    iam_role: str = ""  # the role COPY assumes to read the staged files; else the S3 keys are used
-    staging_prefix: str = "tributary-staging"  # in the S3 settings' bucket
-
-
-@dataclass(frozen=True)
-class SnowflakeSettings:
-    account: str = ""
-    user: str = ""
-    password: str = ""
-    database: str = ""
-    schema: str = "PUBLIC"
-    warehouse: str = ""
-    role: str = ""
-    host: str = ""  # empty: <account>.snowflakecomputing.com
-    port: int = 443
-    protocol: str = "https"
+__all__ = [
+    "FILE_FORMATS", "SECRET_FIELDS", "SECTIONS", "ConnectionCheck", "PostgresSettings", "RedshiftSettings",
+    "S3Settings", "SnowflakeSettings", "WarehouseSettings", "load_warehouse_settings", "masked",
+    "save_warehouse_settings", "stored_warehouse_settings", "test_connection", "update_warehouse_settings",
+    "warehouse_problems",
+]
 
 
 @dataclass(frozen=True)
@@ -68,10 +42,12 @@ class WarehouseSettings:
     redshift: RedshiftSettings = field(default_factory=RedshiftSettings)
     snowflake: SnowflakeSettings = field(default_factory=SnowflakeSettings)
 
+    def sections(self):
+        return [getattr(self, name) for name in SECTIONS]
+
 
 SECTIONS = {f.name: f.default_factory for f in fields(WarehouseSettings)}
-SECRET_FIELDS = {("postgres", "url"), ("redshift", "url"), ("s3", "secret_access_key"), ("snowflake", "password")}
-FILE_FORMATS = ("parquet", "jsonl")
+SECRET_FIELDS = {(name, secret) for name, factory in SECTIONS.items() for secret in factory().secrets}
 
 
 def _path(settings: Settings | None) -> Path:
@@ -101,23 +77,7 @@ def stored_warehouse_settings(settings: Settings | None = None) -> WarehouseSett
 
 
 def _env_overrides(current: WarehouseSettings) -> WarehouseSettings:
-    sections = {}
-    for name in SECTIONS:
-        section = getattr(current, name)
-        changes = {}
-        for f in fields(section):
-            raw = os.environ.get(f"TRIBUTARY_{name.upper()}_{f.name.upper()}")
-            if raw is None:
-                continue
-            if isinstance(getattr(section, f.name), int):
-                try:
-                    changes[f.name] = int(raw)
-                except ValueError as exc:
-                    raise TributaryError(f"TRIBUTARY_{name.upper()}_{f.name.upper()} must be a whole number") from exc
-            else:
-                changes[f.name] = raw
-        sections[name] = replace(section, **changes)
-    return WarehouseSettings(**sections)
+    return WarehouseSettings(**{name: getattr(current, name).with_environment() for name in SECTIONS})
 
 
 def load_warehouse_settings(settings: Settings | None = None) -> WarehouseSettings:
@@ -126,13 +86,7 @@ def load_warehouse_settings(settings: Settings | None = None) -> WarehouseSettin
 
 
 def warehouse_problems(ws: WarehouseSettings) -> list[tuple[str, str]]:
-    problems = []
-    if ws.s3.file_format not in FILE_FORMATS:
-        problems.append(("s3 file format", f"must be one of {', '.join(FILE_FORMATS)}"))
-    for name, url in (("postgres", ws.postgres.url), ("redshift", ws.redshift.url)):
-        if url and not url.startswith(("postgresql://", "postgres://")):
-            problems.append((f"{name} url", "must start with postgresql://"))
-    return problems
+    return [problem for section in ws.sections() for problem in section.problems()]
 
 
 def save_warehouse_settings(ws: WarehouseSettings, settings: Settings | None = None) -> None:
@@ -159,16 +113,21 @@ def update_warehouse_settings(section: str, settings: Settings | None = None, **
     unknown = set(values) - known
     if unknown:
         raise ValidationError.single(section, f"unknown field(s): {', '.join(sorted(unknown))}")
-    kept = {k: v for k, v in values.items() if not ((section, k) in SECRET_FIELDS and v in ("", MASK, None))}
-    for name, value in kept.items():
-        if isinstance(getattr(part, name), int) and not isinstance(value, int):
-            try:
-                kept[name] = int(value)
-            except (TypeError, ValueError):
-                raise ValidationError.single(f"{section} {name}", "must be a whole number") from None
+    kept = {k: _form_value(part, k, v) for k, v in values.items()
+            if not ((section, k) in SECRET_FIELDS and v in ("", MASK, None))}
     updated = replace(current, **{section: replace(part, **kept)})
     save_warehouse_settings(updated, settings)
     return updated
+
+
+def _form_value(part, name: str, value):
+    """A form's value for a field: whole numbers for the numeric fields."""
+    if not isinstance(getattr(part, name), int) or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError.single(part.label(name), "must be a whole number") from None
 
 
 def masked(ws: WarehouseSettings) -> dict:

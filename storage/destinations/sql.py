@@ -1,6 +1,8 @@
 """What differs between the SQL warehouses (DuckDB, PostgreSQL, Redshift, Snowflake) when
-Tributary writes its statements: type names, parameter style, how JSON text is parsed and
-how a column is widened. Everything else in the statements is standard SQL shared by all four.
+Tributary writes its statements: type names, parameter style, how JSON text is parsed, how a
+column is widened and whether DDL is transactional. Everything else in the statements is
+standard SQL shared by all four. Each warehouse's dialect is declared beside it
+(<name>/destination.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class SqlDialect:
     json_parse: str = "{}"  # turns JSON text into the JSON type; "{}" is the text itself
     widen_using_cast: bool = False  # PostgreSQL's ALTER ... TYPE needs USING for non-implicit casts
     functions_in_values: bool = True  # Snowflake refuses PARSE_JSON(...) in a VALUES list; SELECT works
+    transactional_ddl: bool = True  # False: the system commits DDL implicitly (Snowflake)
 
     @property
     def text(self) -> str:
@@ -64,42 +67,3 @@ def column_type_of(data_type: str, numeric_scale=None) -> ColumnType:
     if name in ("json", "jsonb", "super", "variant", "object", "array"):
         return ColumnType.JSON
     return ColumnType.STRING
-
-
-DUCKDB = SqlDialect(
-    types={
-        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "BIGINT", ColumnType.FLOAT: "DOUBLE",
-        ColumnType.TIMESTAMP: "TIMESTAMPTZ", ColumnType.STRING: "VARCHAR", ColumnType.JSON: "JSON",
-    },
-    param="?",
-)
-
-POSTGRES = SqlDialect(
-    types={
-        ColumnType.BOOLEAN: "boolean", ColumnType.INTEGER: "bigint", ColumnType.FLOAT: "double precision",
-        ColumnType.TIMESTAMP: "timestamptz", ColumnType.STRING: "text", ColumnType.JSON: "jsonb",
-    },
-    param="%s",
-    widen_using_cast=True,
-)
-
-# Redshift's VARCHAR is limited to 65535 bytes; SUPER holds semi-structured values and is
-# filled from JSON text with JSON_PARSE.
-REDSHIFT = SqlDialect(
-    types={
-        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "BIGINT", ColumnType.FLOAT: "DOUBLE PRECISION",
-        ColumnType.TIMESTAMP: "TIMESTAMPTZ", ColumnType.STRING: "VARCHAR(65535)", ColumnType.JSON: "SUPER",
-    },
-    param="%s",
-    json_parse="JSON_PARSE({})",
-)
-
-SNOWFLAKE = SqlDialect(
-    types={
-        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "NUMBER(38,0)", ColumnType.FLOAT: "FLOAT",
-        ColumnType.TIMESTAMP: "TIMESTAMP_TZ", ColumnType.STRING: "VARCHAR", ColumnType.JSON: "VARIANT",
-    },
-    param="%s",
-    json_parse="PARSE_JSON({})",
-    functions_in_values=False,
-)

@@ -38,7 +38,7 @@ def s3_endpoint():
 def s3_settings(s3_endpoint):
     """S3 settings pointing at a new, empty bucket on the test server."""
     from storage.destinations.settings import S3Settings
-    from storage.destinations.s3_objects import s3_client
+    from storage.destinations.s3.objects import s3_client
 
     settings = S3Settings(bucket=f"tributary-{uuid.uuid4().hex[:12]}", prefix="lake", region="us-east-1",
                           endpoint_url=s3_endpoint, access_key_id="test-key", secret_access_key="test-secret")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from storage.destinations import spool
 from storage.destinations.base import Destination, LoadRequest
 from storage.destinations.column_types import ColumnType as T
 
@@ -61,6 +64,12 @@ class Target:
     type_names: dict[T, str]
     leftovers: Callable[[], list[str]] = field(default=list)
     copier: object | None = None
+    # Makes the destination's undo of a failed load (its ROLLBACK, its cleanup) do its work and
+    # then fail too: what a load must not let replace its first error.
+    break_undo: Callable[[pytest.MonkeyPatch], None] | None = None
+    # Makes the next load fail half-way, after it has written some of its rows: the failure of
+    # a SQL destination's load step inside its transaction, or a spool unreadable mid-load.
+    fail_mid_load: Callable[[pytest.MonkeyPatch], None] | None = None
 
     @property
     def destination(self) -> Destination:
@@ -75,6 +84,96 @@ class Target:
 
     def types(self, table: str) -> dict[str, str]:
         return self.read_types(table)
+
+
+class DiskFailure(OSError):
+    pass
+
+
+def fail_second_pass_after_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spool becomes unreadable half-way through the load: the first pass (inference)
+    reads it whole, the second (writing) gets one chunk and then an I/O error."""
+    real = spool.read_chunks
+    passes = []
+
+    def read_chunks(files, chunk_rows=spool.DEFAULT_CHUNK_ROWS):
+        passes.append(1)
+        for number, chunk in enumerate(real(files, chunk_rows)):
+            if len(passes) >= 2 and number == 1:
+                raise DiskFailure("simulated disk failure while reading the spool")
+            yield chunk
+
+    monkeypatch.setattr(spool, "read_chunks", read_chunks)
+
+
+def load_step_fails(cls) -> Callable[[pytest.MonkeyPatch], None]:
+    """A SQL destination's load step (whichever: streaming, staged, native) writes its rows
+    inside the transaction and then fails, before the ledger row and COMMIT."""
+    def fail_mid_load(monkeypatch: pytest.MonkeyPatch) -> None:
+        real = cls.commit
+
+        def commit(self, load):
+            load_rows = load.load_rows
+
+            def failing(session):
+                load_rows(session)
+                raise DiskFailure("simulated disk failure while loading the rows")
+
+            load.load_rows = failing
+            return real(self, load)
+
+        monkeypatch.setattr(cls, "commit", commit)
+
+    return fail_mid_load
+
+
+class UndoFailure(Exception):
+    """The simulated failure of a load's undo."""
+
+
+class _RollbackFails:
+    """A session whose ROLLBACK takes effect and then fails, as one on a connection that died
+    with it ("cannot rollback - no transaction is active")."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+    def execute(self, sql: str, params: Sequence = ()) -> None:
+        self._session.execute(sql, params)
+        if sql.strip().upper() == "ROLLBACK":
+            raise UndoFailure("cannot rollback - no transaction is active")
+
+
+def rollback_fails(cls) -> Callable[[pytest.MonkeyPatch], None]:
+    """Every session of a SQL destination class rolls back, then fails."""
+    def break_undo(monkeypatch: pytest.MonkeyPatch) -> None:
+        real = cls.connect
+
+        @contextmanager
+        def connect(self):
+            with real(self) as session:
+                yield _RollbackFails(session)
+
+        monkeypatch.setattr(cls, "connect", connect)
+
+    return break_undo
+
+
+def cleanup_fails(cls, method: str) -> Callable[[pytest.MonkeyPatch], None]:
+    """A file destination's cleanup of a failed load does its work, then fails."""
+    def break_undo(monkeypatch: pytest.MonkeyPatch) -> None:
+        real = getattr(cls, method)
+
+        def failing(self, *args, **kwargs):
+            real(self, *args, **kwargs)
+            raise UndoFailure("simulated failure of the cleanup")
+
+        monkeypatch.setattr(cls, method, failing)
+
+    return break_undo
 
 
 def _normalise(row: dict, json_columns: set[str]) -> dict:
@@ -121,6 +220,7 @@ def _duckdb(request, tmp_path: Path) -> Target:
         lambda table: rows(f"{table}__rejected"),
         {T.INTEGER: "BIGINT", T.FLOAT: "DOUBLE", T.BOOLEAN: "BOOLEAN", T.TIMESTAMP: "TIMESTAMP WITH TIME ZONE",
          T.STRING: "VARCHAR", T.JSON: "JSON"},
+        break_undo=rollback_fails(DuckDBDestination), fail_mid_load=load_step_fails(DuckDBDestination),
     )
 
 
@@ -150,6 +250,7 @@ def _parquet(request, tmp_path: Path) -> Target:
     return Target(
         "parquet", lambda **kw: ParquetDestination(root=root, chunk_rows=CHUNK_ROWS, **kw), rows, types,
         lambda table: rows(f"{table}__rejected"), {k: k.value for k in T}, leftovers,
+        break_undo=cleanup_fails(ParquetDestination, "discard"), fail_mid_load=fail_second_pass_after_one_chunk,
     )
 
 
@@ -190,6 +291,7 @@ def _postgres(request, tmp_path: Path) -> Target:
         rows, types, lambda table: rows(f"{table}__rejected"),
         {T.INTEGER: "bigint", T.FLOAT: "double precision", T.BOOLEAN: "boolean",
          T.TIMESTAMP: "timestamp with time zone", T.STRING: "text", T.JSON: "jsonb"},
+        break_undo=rollback_fails(PostgresDestination), fail_mid_load=load_step_fails(PostgresDestination),
     )
 
 
@@ -201,7 +303,7 @@ def _redshift(request, tmp_path: Path) -> Target:
 
     from storage.destinations.settings import RedshiftSettings
     from storage.destinations.redshift import RedshiftDestination
-    from storage.destinations.s3_objects import list_keys, s3_client
+    from storage.destinations.s3.objects import list_keys, s3_client
     from tests.destinations.redshift_emulation import EmulatedCopy, install_redshift_names
 
     url = request.getfixturevalue("postgres_url")
@@ -222,6 +324,7 @@ def _redshift(request, tmp_path: Path) -> Target:
         {T.INTEGER: "bigint", T.FLOAT: "double precision", T.BOOLEAN: "boolean",
          T.TIMESTAMP: "timestamp with time zone", T.STRING: "character varying", T.JSON: "super"},
         leftovers=lambda: list_keys(client, s3.bucket, "staging/"), copier=copier,
+        break_undo=rollback_fails(RedshiftDestination), fail_mid_load=load_step_fails(RedshiftDestination),
     )
 
 
@@ -230,7 +333,7 @@ def _redshift(request, tmp_path: Path) -> Target:
 
 def _s3(request, tmp_path: Path) -> Target:
     from storage.destinations.s3 import S3Destination
-    from storage.destinations.s3_objects import list_keys, s3_client
+    from storage.destinations.s3.objects import list_keys, s3_client
 
     settings = request.getfixturevalue("s3_settings")
     client = s3_client(settings)
@@ -278,6 +381,7 @@ def _s3(request, tmp_path: Path) -> Target:
     return Target(
         "s3", lambda **kw: S3Destination(config=kw.pop("config", settings), chunk_rows=CHUNK_ROWS, **kw),
         rows, types, rejects, {k: k.value for k in T}, leftovers,
+        break_undo=cleanup_fails(S3Destination, "discard"), fail_mid_load=fail_second_pass_after_one_chunk,
     )
 
 
@@ -321,6 +425,7 @@ def _snowflake(request, tmp_path: Path) -> Target:
         rows, types, lambda table: rows(f"{table}__rejected"),
         {T.INTEGER: "NUMBER", T.FLOAT: "FLOAT", T.BOOLEAN: "BOOLEAN", T.TIMESTAMP: "TIMESTAMP_TZ",
          T.STRING: "TEXT", T.JSON: "VARIANT"},
+        break_undo=rollback_fails(SnowflakeDestination), fail_mid_load=load_step_fails(SnowflakeDestination),
     )
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.destinations import spool
 from storage.destinations.base import LoadError, RejectedRowsError, SpoolError
 from storage.destinations.column_types import ColumnType as T
-from tests.destinations.harness import LOADED_AT, request_for
+from tests.destinations.harness import LOADED_AT, DiskFailure, fail_second_pass_after_one_chunk, request_for
 
 
 def supports(target, load_type: str) -> bool:
@@ -188,26 +187,6 @@ def test_an_empty_run_is_remembered_too(target, spool_files):
     assert d.load(request_for(spool_files([]), "run-1")).skipped
 
 
-class DiskFailure(OSError):
-    pass
-
-
-def fail_second_pass_after_one_chunk(monkeypatch):
-    """The spool becomes unreadable half-way through the load: the first pass (inference)
-    reads it whole, the second (writing) gets one chunk and then an I/O error."""
-    real = spool.read_chunks
-    passes = []
-
-    def read_chunks(files, chunk_rows=spool.DEFAULT_CHUNK_ROWS):
-        passes.append(1)
-        for number, chunk in enumerate(real(files, chunk_rows)):
-            if len(passes) >= 2 and number == 1:
-                raise DiskFailure("simulated disk failure while reading the spool")
-            yield chunk
-
-    monkeypatch.setattr(spool, "read_chunks", read_chunks)
-
-
 @pytest.mark.parametrize("load_type", ["incremental", "truncate_insert", "upsert"])
 def test_a_failure_mid_load_leaves_the_destination_unchanged(target, spool_files, monkeypatch, load_type):
     if not supports(target, load_type):
@@ -230,6 +209,36 @@ def test_a_failure_mid_load_leaves_the_destination_unchanged(target, spool_files
     monkeypatch.undo()
     assert target.make().load(request_for(files, "run-2", load_type, key)).rows == 8  # the retry loads it all
     assert len(target.rows("orders")) == (9 if load_type == "incremental" else 8)
+
+
+def test_a_load_failing_half_way_whose_undo_fails_too_raises_the_first_error(target, spool_files, monkeypatch):
+    """The load fails after writing some of its rows, and its undo (a ROLLBACK on a connection
+    that died, a cleanup) fails as well: the error raised is the load's, with the undo's failure
+    as a note on it, and the rows, the columns and the run ids are as they were."""
+    d = target.destination
+    d.load(request_for(spool_files([{"id": 1, "name": "Ada"}]), "run-1"))
+    rows, types = target.rows("orders", audit=True), target.types("orders")
+    records = [{"id": i, "name": f"n{i}", "added": i * 1.5} for i in range(2, 8)]
+    files = spool_files(records[:3], records[3:])
+    target.fail_mid_load(monkeypatch)
+    target.break_undo(monkeypatch)
+    with pytest.raises(DiskFailure, match="simulated disk failure") as failure:
+        target.make().load(request_for(files, "run-2"))
+    assert [n for n in getattr(failure.value, "__notes__", []) if "failed as well: UndoFailure" in n]
+    monkeypatch.undo()
+    assert (target.rows("orders", audit=True), target.types("orders")) == (rows, types)
+    assert not target.make().has_run("orders", "run-2")
+    assert target.make().load(request_for(files, "run-2")).rows == 6  # the retry loads it all
+
+
+def test_a_run_id_already_loaded_is_skipped_whatever_the_retry_brings(target, spool_files):
+    """The exactly-once guard reads the run ids committed, not the data: a second load of a
+    run id loads nothing, even with other records and another load type."""
+    target.destination.load(request_for(spool_files([{"id": i} for i in range(5)]), "run-1"))
+    again = target.make().load(request_for(spool_files([{"id": 9, "x": "new"}]), "run-1", "truncate_insert"))
+    assert (again.rows, again.skipped) == (0, True)
+    assert [r["id"] for r in target.rows("orders")] == [0, 1, 2, 3, 4]
+    assert "x" not in target.types("orders")
 
 
 def test_a_damaged_spool_fails_the_load_with_the_file_and_line(target, spool_files):

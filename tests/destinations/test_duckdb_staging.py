@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from storage.destinations import duckdb_staging
+from storage.destinations.duckdb import staging as duckdb_staging
 from storage.destinations.base import LoadError, LoadRequest
 from storage.destinations.duckdb import DuckDBDestination
+from tests.destinations.harness import rollback_fails
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 RECORDS = [
@@ -202,6 +203,26 @@ def test_a_failed_staged_load_leaves_the_table_as_it_was(tmp_path, staged_insert
         destination.load(request(write_parts(tmp_path, [[{"id": 2, "new": "x"}]], "b"), "r2"))
     assert destination.query("SELECT id FROM t") == [(1,)]
     assert [name for name, _ in columns(destination)] == ["id", "_tributary_run_id", "_tributary_loaded_at"]
+    assert not destination.has_run("t", "r2")
+
+
+def test_a_failed_staged_load_whose_rollback_fails_raises_the_first_error(tmp_path, staged_inserts, monkeypatch):
+    """A disk-full insert followed by "cannot rollback - no transaction is active": the error
+    raised is the disk-full one, the rollback's failure a note on it."""
+    destination = DuckDBDestination(path=tmp_path / "w.duckdb")
+    destination.load(request(write_parts(tmp_path, [[{"id": 1}]], "a"), "r1"))
+
+    def broken_insert(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(duckdb_staging.DuckDBStager, "insert", broken_insert)
+    rollback_fails(DuckDBDestination)(monkeypatch)
+    with pytest.raises(RuntimeError, match="disk full") as failure:
+        destination.load(request(write_parts(tmp_path, [[{"id": 2, "new": "x"}]], "b"), "r2"))
+    assert failure.value.__notes__ == [
+        "ROLLBACK failed as well: UndoFailure: cannot rollback - no transaction is active"]
+    monkeypatch.undo()
+    assert destination.query("SELECT id FROM t") == [(1,)]
     assert not destination.has_run("t", "r2")
 
 

@@ -82,7 +82,7 @@ def _fail_the_fill(monkeypatch) -> None:
     def fill(*args, **kwargs):
         raise BrokenCopy("simulated failure of COPY INTO")
 
-    monkeypatch.setattr(SnowflakeDestination, "_fill", fill)
+    monkeypatch.setattr(SnowflakeDestination, "copy_staged", fill)
 
 
 def test_a_snowflake_load_failing_after_its_ddl_takes_back_the_columns_and_the_table_it_made(

@@ -25,6 +25,13 @@ def test_each_warehouse_offers_its_destinations(warehouse, offered):
     assert [destination_class(n).title for n in destinations_for_warehouse(warehouse)] == offered
 
 
+def test_each_destination_is_registered_by_name_in_its_own_package_beside_its_configuration():
+    for name in DESTINATIONS:
+        cls = destination_class(name)
+        assert (cls.name, cls.__module__) == (name, f"storage.destinations.{name}.destination")
+        assert (ROOT / "storage" / "destinations" / name / "configuration.py").is_file()
+
+
 def test_an_unknown_warehouse_or_destination_is_refused_with_the_choices():
     with pytest.raises(TributaryError, match="choose one of local, postgres, redshift, snowflake"):
         destinations_for_warehouse("bigquery")

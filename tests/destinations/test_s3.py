@@ -10,7 +10,7 @@ import pytest
 
 from storage.destinations.base import LoadError
 from storage.destinations.s3 import S3Destination
-from storage.destinations.s3_objects import list_keys, s3_client
+from storage.destinations.s3.objects import list_keys, s3_client
 from tests.destinations.harness import request_for
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import stat
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
 from common.errors import ValidationError
 from common.secrets import MASK
 from storage.destinations.settings import (
+    SECRET_FIELDS,
+    SECTIONS,
     PostgresSettings,
     WarehouseSettings,
     load_warehouse_settings,
@@ -97,3 +99,19 @@ def test_destinations_named_by_a_feed_use_the_stored_settings(tributary, postgre
     get_destination("postgres").load(request_for(spool_files([{"id": 1}]), "run-1"))
     with psycopg.connect(postgres_url) as con:
         assert con.execute("SELECT id, _tributary_run_id FROM feeds.orders").fetchall() == [(1, "run-1")]
+
+
+@pytest.mark.parametrize("name", list(SECTIONS))
+def test_every_section_keeps_the_settings_contract(name, monkeypatch):
+    """configuration.Section, for each destination's settings: named as in the file, its
+    secrets among its fields, valid defaults, each field read from TRIBUTARY_<SECTION>_<FIELD>."""
+    section = SECTIONS[name]()
+    assert section.section == name
+    assert section.secrets and {s for n, s in SECRET_FIELDS if n == name} == section.secrets
+    assert section.secrets <= {f.name for f in fields(section)}
+    assert section.problems() == []
+    text_fields = [f.name for f in fields(section) if isinstance(getattr(section, f.name), str)]
+    for field_name in text_fields:
+        monkeypatch.setenv(f"TRIBUTARY_{name.upper()}_{field_name.upper()}", f"env-{field_name}")
+    from_env = section.with_environment()
+    assert {f: getattr(from_env, f) for f in text_fields} == {f: f"env-{f}" for f in text_fields}

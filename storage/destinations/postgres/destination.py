@@ -1,4 +1,5 @@
-"""PostgreSQL: shaped chunks stream in with COPY (CSV written by Arrow), inside one transaction.
+"""PostgreSQL: shaped chunks stream in with COPY (CSV written by Arrow), inside one transaction
+(StreamingLoad). Its settings are configuration.py's PostgresSettings.
 
 PostgreSQL's DDL is transactional, so new and widened columns roll back with the rows when a
 load fails. Text cannot hold NUL characters there, so a record carrying one is rejected rather
@@ -14,12 +15,23 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError
-from storage.destinations.sql import POSTGRES, quote
-from storage.destinations.sql_warehouse import SqlDestination
+from storage.destinations.column_types import ColumnType
+from storage.destinations.configured import Configured
+from storage.destinations.postgres.configuration import PostgresSettings
+from storage.destinations.sql import SqlDialect, quote
+from storage.destinations.sql_loads import StreamingSqlDestination
 
 _CSV = pacsv.WriteOptions(include_header=False)
+
+POSTGRES = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "boolean", ColumnType.INTEGER: "bigint", ColumnType.FLOAT: "double precision",
+        ColumnType.TIMESTAMP: "timestamptz", ColumnType.STRING: "text", ColumnType.JSON: "jsonb",
+    },
+    param="%s",
+    widen_using_cast=True,
+)
 
 
 def copy_arrow(cursor, table: str, columns: list[str], batch: pa.Table) -> None:
@@ -68,8 +80,8 @@ def psycopg_session(url: str, schema: str, what: str) -> Iterator[PsycopgSession
         connection.close()
 
 
-class PostgresDestination(Configured, SqlDestination):
-    settings_section = "postgres"
+class PostgresDestination(Configured, StreamingSqlDestination):
+    configuration = PostgresSettings
     name = "postgres"
     title = "PostgreSQL"
     capabilities = Capabilities(

@@ -1,10 +1,11 @@
 """Snowflake: shaped chunks are written as Parquet, PUT to a temporary stage, copied with
-COPY INTO a temporary table and applied with plain SQL in one transaction.
+COPY INTO a temporary table and applied with plain SQL in one transaction (StagedLoad). Its
+settings are configuration.py's SnowflakeSettings.
 
 Snowflake commits DDL implicitly, so the DDL (new columns, the staging and rejects tables) runs
 before the transaction, and only after the whole run is staged and the failed row threshold is
 met: a load that fails before that leaves the target untouched, and one that fails after it
-drops the table or the columns its DDL added (SqlDestination._undo_evolve). Existing columns
+drops the table or the columns its DDL added (SqlDestination.undo_evolve). Existing columns
 cannot change type in place, so a value that does not fit is rejected. JSON lands in VARIANT
 through PARSE_JSON. Names are upper case, as Snowflake folds unquoted names, so users can query
 ORDERS.ID without quotes.
@@ -20,12 +21,24 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from storage.destinations.configured import Configured
 from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
+from storage.destinations.column_types import ColumnType
+from storage.destinations.configured import Configured
+from storage.destinations.snowflake.configuration import SnowflakeSettings
 from storage.destinations.files import parquet_parts
-from storage.destinations.sql import SNOWFLAKE, quote
-from storage.destinations.sql_warehouse import SqlDestination, Staging, staged_file_table
+from storage.destinations.sql import SqlDialect, quote
+from storage.destinations.sql_loads import StagedSqlDestination, Staging, staged_file_table
 
+SNOWFLAKE = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "NUMBER(38,0)", ColumnType.FLOAT: "FLOAT",
+        ColumnType.TIMESTAMP: "TIMESTAMP_TZ", ColumnType.STRING: "VARCHAR", ColumnType.JSON: "VARIANT",
+    },
+    param="%s",
+    json_parse="PARSE_JSON({})",
+    functions_in_values=False,
+    transactional_ddl=False,
+)
 STAGE = "TRIBUTARY_LOAD"  # a temporary stage: Snowflake drops it, and its files, with the session
 
 
@@ -65,8 +78,8 @@ def connection_arguments(config) -> dict:
     return {k: v for k, v in arguments.items() if v not in ("", None)}
 
 
-class SnowflakeDestination(Configured, SqlDestination):
-    settings_section = "snowflake"
+class SnowflakeDestination(Configured, StagedSqlDestination):
+    configuration = SnowflakeSettings
     name = "snowflake"
     title = "Snowflake"
     capabilities = Capabilities(
@@ -75,8 +88,6 @@ class SnowflakeDestination(Configured, SqlDestination):
         identifiers=IdentifierRules(max_length=255, case="upper"),
     )
     dialect = SNOWFLAKE
-    stages_files = True
-    ddl_in_transaction = False
 
     def describe_target(self, table: str) -> str:
         where = ".".join(p for p in (self.config.database, self.config.schema) if p) or "<database>.<schema>"

@@ -1,5 +1,6 @@
 """Amazon Redshift: shaped chunks are staged as Parquet in S3, then loaded with
-`COPY ... FORMAT AS PARQUET MANIFEST` into a temporary table and applied with plain SQL.
+`COPY ... FORMAT AS PARQUET MANIFEST` into a temporary table and applied with plain SQL
+(StagedLoad). Its settings are configuration.py's RedshiftSettings and the S3 section's bucket.
 
 The SQL (DDL, COPY, delete-insert merges) goes over the PostgreSQL wire protocol with psycopg:
 Redshift speaks it, while redshift_connector cannot be tested against anything that runs
@@ -26,14 +27,25 @@ from pathlib import Path
 import pyarrow as pa
 
 from common.settings import Settings, get_settings
-from storage.destinations import s3_objects as objects
 from storage.destinations import spool
-from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest
+from storage.destinations.base import Capabilities, IdentifierRules, LoadError, LoadRequest, undo_keeping_error
+from storage.destinations.column_types import ColumnType
 from storage.destinations.files import parquet_parts
-from storage.destinations.postgres import PsycopgSession, psycopg_session
-from storage.destinations.sql import REDSHIFT, quote
-from storage.destinations.sql_warehouse import SqlDestination, Staging, staged_file_table
+from storage.destinations.postgres.destination import PsycopgSession, psycopg_session
+from storage.destinations.s3 import objects
+from storage.destinations.sql import SqlDialect, quote
+from storage.destinations.sql_loads import StagedSqlDestination, Staging, staged_file_table
 
+# Redshift's VARCHAR is limited to 65535 bytes; SUPER holds semi-structured values and is
+# filled from JSON text with JSON_PARSE.
+REDSHIFT = SqlDialect(
+    types={
+        ColumnType.BOOLEAN: "BOOLEAN", ColumnType.INTEGER: "BIGINT", ColumnType.FLOAT: "DOUBLE PRECISION",
+        ColumnType.TIMESTAMP: "TIMESTAMPTZ", ColumnType.STRING: "VARCHAR(65535)", ColumnType.JSON: "SUPER",
+    },
+    param="%s",
+    json_parse="JSON_PARSE({})",
+)
 
 def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
@@ -72,7 +84,7 @@ class StagedFiles:
     parts: int = 0
 
 
-class RedshiftDestination(SqlDestination):
+class RedshiftDestination(StagedSqlDestination):
     name = "redshift"
     title = "Amazon Redshift"
     capabilities = Capabilities(
@@ -83,7 +95,6 @@ class RedshiftDestination(SqlDestination):
         text_allows_nul=False,
     )
     dialect = REDSHIFT
-    stages_files = True
 
     def __init__(self, settings: Settings | None = None, config=None, s3_config=None,
                  copier: Callable[[PsycopgSession, CopyStatement], None] = run_copy,
@@ -159,8 +170,8 @@ class RedshiftDestination(SqlDestination):
                     part.unlink()
             staged.keys.append(staged.manifest_key)
             objects.put_json(self.client, bucket, staged.manifest_key, {"entries": entries})
-        except BaseException:
-            self.discard_staged(staged)
+        except BaseException as exc:
+            undo_keeping_error(exc, lambda: self.discard_staged(staged), "deleting the staged files")
             raise
         staged.parts = len(entries)
         return staged

@@ -8,8 +8,9 @@ staging directory. A part with the same fields as the last one is read with thos
 directly, the read failing on a field more or less (it then takes the usual way): its sample is
 not read a second time just to name them. Once the script has ended, the parts left are typed
 in order but written side by side, one per core (DuckDB parses a part's JSON on one thread), and
-load() waits for them. Nothing touches the warehouse until load() inserts the staged files into the table in one
-transaction, after the script has succeeded.
+load() waits for them. Nothing touches the warehouse until the native load (destination.py's
+NativeLoad) inserts the staged files into the table in one transaction, after the script has
+succeeded.
 
 Typing agrees with the generic load exactly or the stager gives up (`gave_up` says why) and the
 run takes the generic load, which can widen columns and reject rows: a field whose values change

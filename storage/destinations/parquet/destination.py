@@ -26,10 +26,11 @@ from storage.destinations.base import (
     IdentifierRules,
     LoadRequest,
     LoadResult,
+    undo_keeping_error,
 )
-from storage.destinations.column_types import ColumnType
 from storage.destinations.files import parquet_parts
-from storage.destinations.schema import ExistingColumns, SchemaPlan, plan_schema, profile_spool
+from storage.destinations.parquet.configuration import ParquetSettings
+from storage.destinations.schema import RunProfile, SchemaPlan, plan_file_schema, profile_spool
 from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 
 STATE_FILE = "_tributary.json"
@@ -47,7 +48,7 @@ class ParquetDestination(Destination):
     def __init__(self, settings: Settings | None = None, root: Path | None = None,
                  chunk_rows: int = spool.DEFAULT_CHUNK_ROWS):
         self.settings = settings or get_settings()
-        self.root = Path(root or self.settings.parquet_dir)
+        self.root = Path(root or ParquetSettings.from_settings(self.settings).path)
         self.chunk_rows = chunk_rows
 
     def describe_target(self, table: str) -> str:
@@ -76,35 +77,46 @@ class ParquetDestination(Destination):
             return LoadResult(rows=0, skipped=True, location=str(final))
         profile = profile_spool(request.files, self.chunk_rows)
         state = self._state(request.table)
-        existing: ExistingColumns | None = {
-            c["name"]: (ColumnType(c["type"]), c["type"]) for c in state["columns"]
-        } or None
-        plan = plan_schema(request.table, profile, existing, self.capabilities, lambda kind: kind.value)
-        tmp = self.root / request.table / f".tmp-{uuid.uuid4().hex[:8]}"
-        rejects_tmp = self.root / f"{request.table}{REJECTS_SUFFIX}" / f".tmp-{uuid.uuid4().hex[:8]}"
+        plan = plan_file_schema(request.table, profile, state["columns"], self.capabilities)
         with RejectLog() as rejects:
-            try:
-                shaper = Shaper(plan, request, self.capabilities, rejects, include_absent=True)
-                tmp.mkdir(parents=True, exist_ok=True)
-                for _ in parquet_parts(shaper.batches(self.chunk_rows), tmp):
-                    pass
-                check_threshold(profile.records, rejects, request.max_rejected_ratio)
-                if rejects.count:
-                    for _ in parquet_parts(rejects.tables(request.run_id, request.loaded_at), rejects_tmp):
-                        pass
-                    rejects_tmp.rename(self._run_dir(f"{request.table}{REJECTS_SUFFIX}", request.run_id))
-                tmp.rename(final)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                shutil.rmtree(rejects_tmp, ignore_errors=True)
-                raise
+            self._write_run(request, plan, profile, rejects, final)
             self._commit_state(request, plan, state)
         if request.load_type == "truncate_insert":
-            for old in (self.root / request.table).glob("run_id=*"):
-                if old != final:
-                    shutil.rmtree(old, ignore_errors=True)
+            self._remove_other_runs(request.table, final)
         return LoadResult(rows=profile.records - rejects.count, location=str(final), rejected=rejects.count,
                           schema_changes=plan.changes())
+
+    def _write_run(self, request: LoadRequest, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
+                   final: Path) -> None:
+        """The run's files, and its rejects', written in hidden folders and renamed into place;
+        none of them if the load fails."""
+        tmp = self.root / request.table / f".tmp-{uuid.uuid4().hex[:8]}"
+        rejects_tmp = self.root / f"{request.table}{REJECTS_SUFFIX}" / f".tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            shaper = Shaper(plan, request, self.capabilities, rejects, include_absent=True)
+            tmp.mkdir(parents=True, exist_ok=True)
+            for _ in parquet_parts(shaper.batches(self.chunk_rows), tmp):
+                pass
+            check_threshold(profile.records, rejects, request.max_rejected_ratio)
+            if rejects.count:
+                for _ in parquet_parts(rejects.tables(request.run_id, request.loaded_at), rejects_tmp):
+                    pass
+                rejects_tmp.rename(self._run_dir(f"{request.table}{REJECTS_SUFFIX}", request.run_id))
+            tmp.rename(final)
+        except BaseException as exc:
+            undo_keeping_error(exc, lambda: self.discard(tmp, rejects_tmp), "removing the run's files")
+            raise
+
+    def _remove_other_runs(self, table: str, final: Path) -> None:
+        """After a Truncate and Insert is in place: the older runs' folders."""
+        for old in (self.root / table).glob("run_id=*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self, *folders: Path) -> None:
+        """Remove a failed load's folders (not yet renamed into place)."""
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _commit_state(self, request: LoadRequest, plan: SchemaPlan, state: dict) -> None:
         if plan.columns:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from storage.destinations import s3_objects as objects
 from storage.destinations.configured import Configured
+from storage.destinations.s3.configuration import S3Settings
 from storage.destinations.base import (
     REJECTS_SUFFIX,
     Capabilities,
@@ -28,17 +28,24 @@ from storage.destinations.base import (
     IdentifierRules,
     LoadRequest,
     LoadResult,
+    undo_keeping_error,
 )
 from storage.destinations.column_types import ColumnType
 from storage.destinations.files import data_parts
-from storage.destinations.schema import ExistingColumns, SchemaPlan, plan_schema, profile_spool
+from storage.destinations.s3 import objects
+from storage.destinations.schema import RunProfile, SchemaPlan, plan_file_schema, profile_spool
 from storage.destinations.shaping import RejectLog, Shaper, check_threshold
 
 MANIFEST = "manifest.json"
 
 
+def _day(request: LoadRequest) -> str:
+    """The <date> of a run's folders: the day it was loaded."""
+    return request.loaded_at.strftime("%Y-%m-%d")
+
+
 class S3Destination(Configured, Destination):
-    settings_section = "s3"
+    configuration = S3Settings
     name = "s3"
     title = "Amazon S3 files"
     capabilities = Capabilities(
@@ -78,30 +85,36 @@ class S3Destination(Configured, Destination):
         if any(r["run_id"] == request.run_id for r in current["runs"]):
             return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
         profile = profile_spool(request.files, self.chunk_rows)
-        existing: ExistingColumns | None = {
-            c["name"]: (ColumnType(c["type"]), c["type"]) for c in current["columns"]
-        } or None
-        plan = plan_schema(request.table, profile, existing, self.capabilities, lambda kind: kind.value)
-        date = request.loaded_at.strftime("%Y-%m-%d")
-        run_prefix = objects.join_key(self._feed_prefix(request.table), date, request.run_id)
-        uploaded: list[str] = []
+        plan = plan_file_schema(request.table, profile, current["columns"], self.capabilities)
+        run_prefix = objects.join_key(self._feed_prefix(request.table), _day(request), request.run_id)
         with RejectLog() as rejects, tempfile.TemporaryDirectory(prefix="tributary-s3-") as tmp:
-            try:
-                entries = self._upload_data(request, plan, rejects, Path(tmp), run_prefix, uploaded)
-                check_threshold(profile.records, rejects, request.max_rejected_ratio)
-                if rejects.count:
-                    self._upload_rejects(request, rejects, Path(tmp), date, uploaded)
-                run_manifest = objects.join_key(run_prefix, MANIFEST)
-                objects.put_json(self.client, self.config.bucket, run_manifest, {"entries": entries})
-                uploaded.append(run_manifest)
-                replaced = self._commit(request, plan, current, entries, profile.records - rejects.count, rejects.count)
-            except BaseException:
-                objects.delete_keys(self.client, self.config.bucket, uploaded)
-                raise
+            replaced = self._upload_and_commit(request, plan, profile, rejects, current, Path(tmp), run_prefix)
         if replaced:
             self._delete_replaced(request.table, replaced)
         return LoadResult(rows=profile.records - rejects.count, location=objects.url(self.config.bucket, run_prefix),
                           rejected=rejects.count, schema_changes=plan.changes())
+
+    def _upload_and_commit(self, request: LoadRequest, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
+                           current: dict, tmp: Path, run_prefix: str) -> list[dict]:
+        """Upload the run's files, its rejects and its manifest, then replace the feed manifest;
+        the entries it no longer lists. A failure deletes what was uploaded."""
+        uploaded: list[str] = []
+        try:
+            entries = self._upload_data(request, plan, rejects, tmp, run_prefix, uploaded)
+            check_threshold(profile.records, rejects, request.max_rejected_ratio)
+            if rejects.count:
+                self._upload_rejects(request, rejects, tmp, uploaded)
+            run_manifest = objects.join_key(run_prefix, MANIFEST)
+            objects.put_json(self.client, self.config.bucket, run_manifest, {"entries": entries})
+            uploaded.append(run_manifest)
+            return self._commit(request, plan, current, entries, profile.records - rejects.count, rejects.count)
+        except BaseException as exc:
+            undo_keeping_error(exc, lambda: self.discard(uploaded), "deleting the run's files")
+            raise
+
+    def discard(self, keys: list[str]) -> None:
+        """Delete what a failed load uploaded (the feed manifest does not list it)."""
+        objects.delete_keys(self.client, self.config.bucket, keys)
 
     def _upload_data(self, request: LoadRequest, plan: SchemaPlan, rejects: RejectLog, tmp: Path, run_prefix: str,
                      uploaded: list[str]) -> list[dict]:
@@ -115,9 +128,8 @@ class S3Destination(Configured, Destination):
             part.unlink()  # bounded local disk: one part at a time
         return entries
 
-    def _upload_rejects(self, request: LoadRequest, rejects: RejectLog, tmp: Path, date: str,
-                        uploaded: list[str]) -> None:
-        prefix = objects.join_key(self.config.prefix, request.table + REJECTS_SUFFIX, date, request.run_id)
+    def _upload_rejects(self, request: LoadRequest, rejects: RejectLog, tmp: Path, uploaded: list[str]) -> None:
+        prefix = objects.join_key(self.config.prefix, request.table + REJECTS_SUFFIX, _day(request), request.run_id)
         tables = rejects.tables(request.run_id, request.loaded_at, self.chunk_rows)
         for part in data_parts(tables, tmp / "rejects", self.config.file_format, ["record"]):
             key = objects.join_key(prefix, part.name)
