@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pytest
 
 from storage.destinations.sql_warehouse import SqlDestination
-from tests.destinations.harness import request_for
+from tests.destinations.harness import make_target, request_for
 
 STEPS = ("start", "prepare", "create_tables", "load_rows", "drop_created", "close")
 STATEMENTS = ("BEGIN", "COMMIT", "ROLLBACK")
@@ -53,10 +53,13 @@ def _recorded(calls: list[str], name: str, method):
     return step
 
 
-@pytest.fixture
-def sql_target(target):
-    if not isinstance(target.destination, SqlDestination):
-        pytest.skip("not a SQL warehouse: its load has no transaction to order")
+SQL_TARGETS = ["duckdb", "postgres", "snowflake", "redshift"]  # parquet and s3 have no transaction
+
+
+@pytest.fixture(params=SQL_TARGETS)
+def sql_target(request, tmp_path):
+    target = make_target(request.param, request, tmp_path)
+    assert isinstance(target.destination, SqlDestination)
     return target
 
 
