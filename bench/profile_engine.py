@@ -47,8 +47,8 @@ SANDBOX_STEPS = [
 ]
 CLI_STEPS = [
     (r"_find_and_load", "imports (start-up, and lazy ones later)"),
-    (r"^discover_fields \(destinations/duckdb_staging", "staging a part: its field names (json_keys)"),
-    (r"^classify \(destinations/duckdb_staging", "staging a part: typing new fields (sample, or whole part)"),
+    (r"^discover_fields \(destinations/duckdb/staging", "staging a part: its field names (json_keys)"),
+    (r"^classify \(destinations/duckdb/staging", "staging a part: typing new fields (sample, or whole part)"),
     (r"^DuckDBStager\._stage ", "staging a part: checked conversion to Parquet"),
     (r"^DuckDBStager\.insert ", "load: INSERT of the staged Parquet into the table"),
     (r"^PartCollector\.", "taking parts out of the sandbox's spool"),
