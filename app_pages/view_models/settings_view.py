@@ -23,7 +23,7 @@ from storage.destinations.settings import (
     WarehouseSettings,
     load_warehouse_settings,
     stored_warehouse_settings,
-    test_connection,
+    check_connections,
     update_warehouse_settings,
 )
 
@@ -196,7 +196,7 @@ def check_warehouse(warehouse: str, settings: Settings | None = None) -> list[Co
     """"Test connection": reach each destination of the warehouse with the settings in force.
     Drivers may quote a DSN in an error, so stored secrets are masked out of every message."""
     secrets = _stored_secrets(load_warehouse_settings(settings))
-    results = test_connection(warehouse, settings)
+    results = check_connections(warehouse, settings)
     return [ConnectionCheck(r.destination, r.title, r.ok, mask(r.message, secrets)) for r in results]
 
 

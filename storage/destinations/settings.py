@@ -30,7 +30,7 @@ FILE_NAME = "warehouse.json"
 __all__ = [
     "FILE_FORMATS", "SECRET_FIELDS", "SECTIONS", "ConnectionCheck", "PostgresSettings", "RedshiftSettings",
     "S3Settings", "SnowflakeSettings", "WarehouseSettings", "load_warehouse_settings", "masked",
-    "save_warehouse_settings", "stored_warehouse_settings", "test_connection", "update_warehouse_settings",
+    "save_warehouse_settings", "stored_warehouse_settings", "check_connections", "update_warehouse_settings",
     "warehouse_problems",
 ]
 
@@ -158,7 +158,7 @@ class ConnectionCheck:
     message: str
 
 
-def test_connection(warehouse: str | None = None, settings: Settings | None = None) -> list[ConnectionCheck]:
+def check_connections(warehouse: str | None = None, settings: Settings | None = None) -> list[ConnectionCheck]:
     """Reach every destination the warehouse offers (the UI's "Test connection" button)."""
     from storage.destinations import destination_class, destinations_for_warehouse
 
@@ -176,7 +176,6 @@ def test_connection(warehouse: str | None = None, settings: Settings | None = No
     return results
 
 
-test_connection.__test__ = False  # a service, not a pytest test, despite its name
 
 
 def _first_line(exc: Exception) -> str:

@@ -20,7 +20,7 @@ from storage.destinations.settings import (
     masked,
     save_warehouse_settings,
     stored_warehouse_settings,
-    test_connection,
+    check_connections,
     update_warehouse_settings,
 )
 from storage.destinations import get_destination
@@ -68,10 +68,10 @@ def test_bad_values_are_refused(tributary):
 
 def test_test_connection_reaches_postgres_and_reports_a_bad_one(tributary, postgres_url):
     update_warehouse_settings("postgres", url=postgres_url)
-    [check] = test_connection("postgres")
+    [check] = check_connections("postgres")
     assert check.ok and check.title == "PostgreSQL", check.message
     update_warehouse_settings("postgres", url="postgresql://postgres@127.0.0.1:1/nowhere")
-    [check] = test_connection("postgres")
+    [check] = check_connections("postgres")
     assert not check.ok and "cannot connect to PostgreSQL" in check.message
 
 
@@ -83,11 +83,11 @@ def test_test_connection_covers_every_destination_of_the_warehouse(tributary, po
         s3=s3_settings, snowflake=snowflake_settings,
         redshift=replace(WarehouseSettings().redshift, url=postgres_url, iam_role="arn:aws:iam::1:role/r"),
     ))
-    results = {w: [(c.destination, c.ok) for c in test_connection(w)] for w in ("local", "redshift", "snowflake")}
+    results = {w: [(c.destination, c.ok) for c in check_connections(w)] for w in ("local", "redshift", "snowflake")}
     assert results == {"local": [("duckdb", True), ("parquet", True)],
                        "redshift": [("redshift", True), ("s3", True)], "snowflake": [("snowflake", True)]}
     update_warehouse_settings("s3", bucket="missing-bucket")
-    assert [(c.destination, c.ok) for c in test_connection("redshift")] == [("redshift", False), ("s3", False)]
+    assert [(c.destination, c.ok) for c in check_connections("redshift")] == [("redshift", False), ("s3", False)]
     assert asdict(stored_warehouse_settings().snowflake) == asdict(snowflake_settings)
 
 
