@@ -9,6 +9,8 @@ Run ONE worker: each worker would start its own scheduler.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from app_pages.view_models import drafts
+from common.errors import TributaryError
 from core import housekeeping, webhooks
 from app_pages.access import AllowedHostsMiddleware, LocalOnlyMiddleware
 
@@ -28,7 +31,14 @@ UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
 @asynccontextmanager
 async def lifespan(_app):
     # Start-up touches the store and binds a port: keep it off the event loop.
-    started = await asyncio.to_thread(housekeeping.start_services, drafts.dependency_sets)
+    try:
+        started = await asyncio.to_thread(housekeeping.start_services, drafts.dependency_sets)
+    except TributaryError as exc:
+        # A store that cannot be read (and the like) is one line saying what to do, not the
+        # server's traceback; nothing has started yet, so there is nothing to stop.
+        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.flush()
+        os._exit(2)
     try:
         yield {"services": started}
     finally:
