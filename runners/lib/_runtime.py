@@ -226,10 +226,31 @@ class _MaskingStream:
 _SECRETS = sorted((s for s in _INPUT.get("secrets") or [] if s), key=len, reverse=True)
 
 
+def _forms(secret: str) -> set[str]:
+    """A secret and the forms it travels in: URL-encoded and base64 (standard and URL-safe,
+    padded or not). The same rule as common.secrets.secret_forms, which the host applies to
+    the secrets it knows; the sandbox cannot import the app, so it keeps its own copy."""
+    from urllib.parse import quote, quote_plus
+    import base64
+
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    raw = secret.encode("utf-8")
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        forms.update((text, text.rstrip("=")))
+    return {form for form in forms if form}
+
+
 def add_secret(secret: str) -> None:
-    if secret and secret not in _SECRETS:
-        _SECRETS.append(secret)
-        _SECRETS.sort(key=len, reverse=True)
+    """Mask a secret learnt at run time (a Custom Auth token) in every form it travels in."""
+    if not secret:
+        return
+    for form in _forms(secret) - set(_SECRETS):
+        _SECRETS.append(form)
+    _SECRETS.sort(key=len, reverse=True)
+
+
+learn_secret = add_secret
 
 
 def mask_text(text: str) -> str:
