@@ -13,6 +13,8 @@ from app_pages.parts.connection_forms import (
     take_created,
 )
 from core.connections import list_connections
+from app_pages.parts.common import flash
+from app_pages.view_models import feed_editor
 from app_pages.view_models.feed_editor import FeedDraft
 from core.validation import AUTH_TYPES
 
@@ -28,6 +30,9 @@ def render(draft: FeedDraft) -> None:
         st.session_state[key] = created["name"]  # the new connection appears selected
     names = [c.name for c in list_connections()]
     pending = (draft.pending_connection or {}).get("name")
+    if pending and pending in names:
+        # Its parameters were saved (in this session before a reload, or in another tab).
+        draft.connection, draft.pending_connection, pending = pending, None, None
     options = [NO_CONNECTION, *names] + ([pending] if pending and pending not in names else [])
     if st.session_state.get(key, pending or draft.connection or NO_CONNECTION) not in options:
         st.session_state.pop(key, None)  # the connection was deleted meanwhile
@@ -69,5 +74,6 @@ def _pending_form(draft: FeedDraft, key: str) -> None:
     st.markdown(f"**{name}** · {AUTH_TYPES[auth_type]} · :orange[parameters not saved yet]: enter them and save.")
     if parameters_form(name, auth_type, f"{draft.id}:pending", existing=False):
         draft.connection, draft.pending_connection = name, None
-        st.toast(f"Connection {name} saved.", icon=":material/check_circle:")
+        feed_editor.persist(draft)  # st.rerun() ends this run before the editor's own autosave
+        flash(f"Connection {name} saved.")
         st.rerun()
