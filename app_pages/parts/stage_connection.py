@@ -74,6 +74,6 @@ def _pending_form(draft: FeedDraft, key: str) -> None:
     st.markdown(f"**{name}** · {AUTH_TYPES[auth_type]} · :orange[parameters not saved yet]: enter them and save.")
     if parameters_form(name, auth_type, f"{draft.id}:pending", existing=False):
         draft.connection, draft.pending_connection = name, None
-        feed_editor.persist(draft)  # st.rerun() ends this run before the editor's own autosave
+        feed_editor.autosave(draft)  # st.rerun() ends this run before the editor's own autosave
         flash(f"Connection {name} saved.")
         st.rerun()

@@ -33,7 +33,7 @@ def render(draft) -> None:
 
 
 def _rerun(draft) -> None:
-    feed_editor.persist(draft)  # the rerun skips the editor's own autosave of this run
+    feed_editor.autosave(draft)  # the rerun skips the editor's own autosave of this run
     st.rerun()
 
 

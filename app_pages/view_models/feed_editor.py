@@ -124,6 +124,11 @@ def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
     draft_id = edit_draft_id(feed_name, owner)
     if drafts.draft_exists(draft_id):
         return _from_document(drafts.load_draft(draft_id))
+    return _fresh_edit_draft(feed_name, owner)
+
+
+def _fresh_edit_draft(feed_name: str, owner: str) -> FeedDraft:
+    draft_id = edit_draft_id(feed_name, owner)
     spec = spec_of(get_feed(feed_name))
     draft = FeedDraft(
         id=draft_id, owner=owner, mode="edit", original_name=spec.name, stage=0, connection=spec.connection,
@@ -139,6 +144,44 @@ def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
 
 def discard(draft: FeedDraft) -> None:
     drafts.discard_draft(draft.id)
+
+
+def _what_saving_changes(draft: FeedDraft, baseline: FeedDraft) -> dict:
+    changes = edited_fields(draft)
+    trigger, problems = form_trigger(draft)
+    if problems:  # a half-filled trigger form is a change of its own
+        changes["trigger_form"] = dict(draft.trigger_form)
+    for name in ("retries", "retry_backoff_s", "network"):
+        if changes.get(name) is None:
+            changes[name] = getattr(baseline, name)
+    watchers = draft.watchers if draft.watchers is not None else baseline.watchers
+    changes["watchers"] = sorted(
+        json.dumps([w.get("id"), sorted(w.get("events") or []), w.get("channel"), w.get("target"),
+                    w.get("longer_than_minutes")]) for w in watchers or [])
+    changes["pending_connection"] = draft.pending_connection
+    return changes
+
+
+def has_unsaved_changes(draft: FeedDraft) -> bool:
+    """Whether SAVE would change the feed: opening a stage, clicking through the stepper or
+    testing the stored script changes nothing."""
+    if draft.mode != "edit" or not draft.original_name:
+        return True
+    try:
+        baseline = _fresh_edit_draft(draft.original_name, draft.owner)
+    except NotFound:
+        return True  # the feed is gone: what the user typed is all there is
+    return _what_saving_changes(draft, baseline) != _what_saving_changes(baseline, baseline)
+
+
+def autosave(draft: FeedDraft) -> None:
+    """Keep the draft on disk. A feed's edit is kept only while it differs from the feed, so
+    the "unsaved changes" note means what it says; a change undone drops the draft."""
+    if has_unsaved_changes(draft):
+        persist(draft)
+    elif draft.saved_at or drafts.draft_exists(draft.id):
+        discard(draft)
+        draft.saved_at = None
 
 
 # ---------------------------------------------------------------- testing
