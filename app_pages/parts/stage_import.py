@@ -80,7 +80,7 @@ def _test(draft: FeedDraft) -> None:
     )
     if feed_editor.tested_version_is_current(draft):
         state.caption(":green[:material/check_circle: This version of the script passed its test.]")
-    elif draft.last_test and not running:
+    elif feed_editor.last_test_is_of_another_version(draft) and not running:
         state.caption(":orange[:material/info: The script, its dependencies or the connection changed: test again.]")
     if clicked:
         problems = dependency_problems(draft.dependencies)

@@ -44,7 +44,7 @@ class FeedDraft:
     pending_connection: dict | None = None
     dependencies: list[str] = field(default_factory=list)
     script: str = PEAK_TEMPLATE
-    run_to_completion: bool = True
+    run_to_completion: bool = False  # off: a test stops once the preview has its records
     load_type: str = "incremental"
     primary_key: list[str] = field(default_factory=list)
     feed_name: str = ""
@@ -213,9 +213,12 @@ def summarise_test(session: TestSession, fingerprint_: str = "") -> dict:
     if result is None:
         return {**summary, "ok": False, "error": session.failure or "the test did not run", "error_line": None,
                 "records": [], "count": 0, "metadata": None, "duration_s": round(session.elapsed_s(), 3)}
+    limit = session.record_limit
     return {**summary, "ok": result.ok, "error": result.error, "error_line": result.error_line,
             "records": result.records, "count": result.count, "metadata": result.metadata,
-            "duration_s": result.duration_s}
+            "duration_s": result.duration_s, "status": result.status,
+            # Without Run to completion the script is stopped once the preview is full.
+            "stopped_at": limit if result.ok and limit and result.count >= limit else None}
 
 
 def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
@@ -226,6 +229,11 @@ def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
         return False
     draft.last_test = summarise_test(session, session.fingerprint)
     return True
+
+
+def last_test_is_of_another_version(draft: FeedDraft) -> bool:
+    """Whether the script, its dependencies or the connection changed since the last test."""
+    return bool(draft.last_test) and draft.last_test.get("fingerprint") != fingerprint(draft)
 
 
 def tested_version_is_current(draft: FeedDraft) -> bool:

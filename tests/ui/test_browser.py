@@ -127,6 +127,8 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     page.frame_locator('iframe[title="streamlit_ace.streamlit_ace"]').locator(".ace_content").wait_for()
     type_in_ace(page, script_lines(server.demo_api_url))
     wait_until_idle(page)
+    page.get_by_text("Run to completion", exact=True).click()  # off by default: the whole 100 this time
+    wait_until_idle(page)
     page.get_by_role("button", name="TEST").click()
     expect(page.get_by_text("Test succeeded: 100 records")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("fetched 100 entries").first).to_be_attached()

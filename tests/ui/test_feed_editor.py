@@ -52,7 +52,9 @@ def test_the_editor_opens_on_peaks_template_in_python_mode(app):
 
 
 def test_a_successful_test_shows_at_most_10_records_the_count_the_metadata_and_the_duration(app):
-    at = run_test(at_stage_2(app))
+    at = at_stage_2(app)
+    labelled(at.toggle, "Run to completion").set_value(True).run()
+    at = run_test(at)
     page = texts(at)
     assert "Test succeeded: 25 records" in page
     assert "Records: 25" in page and "Shown: 10" in page
@@ -69,9 +71,9 @@ def test_a_successful_test_shows_at_most_10_records_the_count_the_metadata_and_t
 
 def test_without_run_to_completion_the_test_stops_once_the_preview_is_full(app):
     at = at_stage_2(app)
-    labelled(at.toggle, "Run to completion").set_value(False).run()
+    assert labelled(at.toggle, "Run to completion").value is False  # off by default
     at = run_test(at)
-    assert "Test succeeded: 10 records" in texts(at)
+    assert "stopped after the first 10 records" in texts(at)
     assert "did not call metadata.save()" in texts(at)
 
 

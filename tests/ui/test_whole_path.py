@@ -53,6 +53,7 @@ def test_new_connection_script_test_destination_trigger_save_run_and_data(app, d
     assert any(s.value == "Import Configuration" for s in at.subheader)
     assert button(at, "NEXT").disabled  # not tested, no name
     type_script(at, script_for(demo_api.url))
+    labelled(at.toggle, "Run to completion").set_value(True).run()
     button(at, "TEST").click().run()
     wait_for_test(at, current_draft(at).id)
     page = texts(at)
