@@ -17,7 +17,7 @@ PENDING = "connections:pending"  # a connection named in the dialog, parameters 
 
 title, new = st.columns([4, 1.4], vertical_alignment="bottom")
 title.title("Connections", anchor=False)
-if new.button("NEW CONNECTION", icon=":material/add:", key="connections:new", width="stretch"):
+if new.button("New connection", icon=":material/add:", key="connections:new", width="stretch"):
     open_new_connection("connections-page")
     st.rerun()
 show_flash()

@@ -27,7 +27,7 @@ from core.connections import (
 )
 from common.errors import Conflict, NotFound, TributaryError, ValidationError
 from common.secrets import MASK
-from core.validation import AUTH_TYPES, connection_name_problems
+from core.validation import AUTH_TYPES, NAME_MAX, connection_name_problems
 
 _NEW_DIALOG = "conn:new-dialog"  # holds the caller's tag while the dialog is open
 _DELETE_DIALOG = "conn:delete-dialog"  # holds the name of the connection to delete
@@ -64,8 +64,8 @@ def _close_new() -> None:
 
 @st.dialog("New connection", on_dismiss=_close_new)
 def _new_connection_dialog(tag: str) -> None:
-    name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=60,
-                         help="1-50 letters and digits, e.g. SalesApi")
+    name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=NAME_MAX,
+                         help=f"1-{NAME_MAX} letters and digits, e.g. SalesApi")
     for _, message in connection_name_problems(name or "") if name else []:
         st.caption(f":red[:material/close: Connection name {message}]")
     auth_type = st.radio("Authentication type", list(AUTH_TYPES), format_func=AUTH_TYPES.get, key="newconn:auth",
@@ -83,7 +83,7 @@ def _new_connection_dialog(tag: str) -> None:
             try:
                 create_connection(name, "none")  # nothing more to enter
             except (ValidationError, Conflict) as exc:  # e.g. taken a moment ago in another tab
-                show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+                show_problems(_problems_of(exc))
                 return
             saved = True
         st.session_state[CREATED] = {"tag": tag, "name": name, "auth_type": auth_type, "saved": saved}
@@ -92,6 +92,13 @@ def _new_connection_dialog(tag: str) -> None:
     if cancel.button("Cancel", key="newconn:cancel", width="stretch"):
         _close_new()
         st.rerun()
+
+
+def _problems_of(exc: ValidationError | Conflict) -> list[tuple[str, str]]:
+    if isinstance(exc, ValidationError):
+        return exc.problems
+    field, colon, message = str(exc).partition(": ")  # "connection name: 'Sales' is already taken"
+    return [(field, message)] if colon else [("connection", str(exc))]
 
 
 # ---------------------------------------------------------------- parameters
@@ -122,7 +129,7 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
         else:
             create_connection(name, auth_type, data)
     except (ValidationError, Conflict) as exc:
-        show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+        show_problems(_problems_of(exc))
         return False
     st.session_state[generation_key] = st.session_state.get(generation_key, 0) + 1
     return True

@@ -54,19 +54,19 @@ def _stepper(draft: FeedDraft, reachable: int) -> None:
 def _navigation(draft: FeedDraft) -> None:
     problems = feed_editor.stage_problems(draft, draft.stage)
     back, hint, forward = st.columns([1, 4, 1], vertical_alignment="center")
-    if draft.stage > 0 and back.button("BACK", icon=":material/arrow_back:", key=f"{draft.id}:back", width="stretch"):
+    if draft.stage > 0 and back.button("Back", icon=":material/arrow_back:", key=f"{draft.id}:back", width="stretch"):
         draft.stage -= 1
         feed_editor.autosave(draft)
         st.rerun()
     if problems:
         hint.caption("To continue: " + " · ".join(f"{sentence_start(field)}: {message}" for field, message in problems))
     if draft.stage < len(STAGES) - 1:
-        if forward.button("NEXT", type="primary", icon=":material/arrow_forward:", icon_position="right",
+        if forward.button("Next", type="primary", icon=":material/arrow_forward:", icon_position="right",
                           key=f"{draft.id}:next", disabled=bool(problems), width="stretch"):
             draft.stage += 1
             feed_editor.autosave(draft)
             st.rerun()
-    elif forward.button("SAVE", type="primary", icon=":material/save:", key=f"{draft.id}:save",
+    elif forward.button("Save", type="primary", icon=":material/save:", key=f"{draft.id}:save",
                         disabled=bool(problems), width="stretch"):
         _save(draft)
 

@@ -41,7 +41,7 @@ def render(draft: FeedDraft) -> None:
 
     select, new = st.columns([4, 1], vertical_alignment="bottom")
     choice = select.selectbox("Select Connection", options, key=key, format_func=_label)
-    if new.button("NEW CONNECTION", icon=":material/add:", key=f"{draft.id}:new-connection", width="stretch"):
+    if new.button("New connection", icon=":material/add:", key=f"{draft.id}:new-connection", width="stretch"):
         open_new_connection(draft.id)
         st.rerun()
 

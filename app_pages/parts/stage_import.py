@@ -70,7 +70,7 @@ def _test(draft: FeedDraft) -> None:
     session = current_test(draft.id)
     running = bool(session and session.running)
     button, switch, state = st.columns([1, 2, 3], vertical_alignment="center")
-    clicked = button.button("TEST", type="primary", icon=":material/play_arrow:", key=f"{draft.id}:test",
+    clicked = button.button("Test", type="primary", icon=":material/play_arrow:", key=f"{draft.id}:test",
                             disabled=running, width="stretch")
     complete_key = bind(f"{draft.id}:complete", draft.run_to_completion)
     draft.run_to_completion = switch.toggle(
@@ -127,5 +127,5 @@ def _feed_name(draft: FeedDraft) -> None:
         elif check.ok:
             lines.append(f":green[:material/check: {check.label}]")
         else:
-            lines.append(f":red[:material/close: {check.label}: feed name {check.message}]")
+            lines.append(f":red[:material/close: {feed_editor.broken_rule_text(check)}]")
     st.markdown("  \n".join(lines))

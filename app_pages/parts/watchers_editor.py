@@ -19,11 +19,11 @@ _PLACEHOLDERS = {"email": "ops@example.com", "webhook": "https://example.com/hoo
 def render(draft) -> None:
     st.markdown(f"**Watchers** ({count_of(len(draft.watchers), 'watcher')})")
     st.caption("Tell people or systems about this feed's runs: an email, or an HTTP POST of a JSON document "
-               "describing the run. Changes to watchers take effect when you SAVE.")
+               "describing the run. Changes to watchers take effect when you Save.")
     for index, watcher in enumerate(list(draft.watchers)):
         with st.container(border=True):
             text, remove = st.columns([6, 1], vertical_alignment="center")
-            pending = "" if watcher.get("id") else " :orange[(added when you SAVE)]"
+            pending = "" if watcher.get("id") else " :orange[(added when you Save)]"
             text.markdown(f":material/notifications: {plain(describe_watcher(watcher))}{pending}")
             if remove.button("Remove", key=f"{draft.id}:watcher-remove:{index}", icon=":material/delete:",
                              width="stretch"):

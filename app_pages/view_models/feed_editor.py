@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from app_pages.view_models import drafts
@@ -279,6 +280,15 @@ class RuleCheck:
     message: str = ""
 
 
+def broken_rule_text(check: RuleCheck) -> str:
+    """A broken rule said once: the rule itself ("Starts with a letter"), with the length
+    where it matters; a rule the checklist does not know yet in its own words."""
+    if check.label == check.message:
+        return f"Feed name {check.message}"
+    got = re.search(r"\(got \d+\)", check.message)
+    return f"{check.label} {got.group(0)}" if got else check.label
+
+
 def feed_name_checks(draft: FeedDraft, taken: set[str] | None = None) -> list[RuleCheck]:
     """Every feed-name rule with whether the current name keeps it, for a live checklist."""
     name = draft.feed_name
@@ -317,7 +327,7 @@ def _import_problems(draft: FeedDraft) -> Problems:
     if not draft.script.strip():
         problems.append(("script", "is empty"))
     elif not tested_version_is_current(draft):
-        problems.append(("script", "click TEST and get a successful test of this version of the script"))
+        problems.append(("script", "click Test and get a successful test of this version of the script"))
     if draft.mode == "new":
         problems += feed_name_problems(draft.feed_name)
         if draft.feed_name and draft.feed_name in {f.name for f in list_feeds()}:
@@ -460,7 +470,7 @@ def save_feed(draft: FeedDraft) -> Feed:
         if isinstance(exc, TributaryError):
             raise
         raise TributaryError(f"feed {feed.name} was saved, but not all of its watchers and webhook token ({exc}); "
-                             "SAVE again to finish") from exc
+                             "Save again to finish") from exc
     discard(draft)
     return feed
 

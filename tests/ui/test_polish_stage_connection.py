@@ -6,7 +6,7 @@ from tests.ui.conftest import button, current_draft, labelled, new_app, texts
 
 
 def create_in_editor(at, name="Shop"):
-    button(at, "NEW CONNECTION").click().run()
+    button(at, "New connection").click().run()
     at.text_input(key="newconn:name").set_value(name)
     labelled(at.radio, "Authentication type").set_value("basic")
     button(at, "Save").click().run()
