@@ -13,7 +13,7 @@ import uuid
 import streamlit as st
 from streamlit_ace import st_ace
 
-from app_pages.parts.common import flash, forget_keys, show_problems
+from app_pages.parts.common import count_of, flash, forget_keys, sentence_start, show_problems
 from app_pages.view_models.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
@@ -25,6 +25,7 @@ from core.connections import (
     get_connection,
     masked_view,
 )
+from core.connection_check import check_connection, feeds_using, needs_url
 from common.errors import Conflict, NotFound, TributaryError, ValidationError
 from common.secrets import MASK
 from core.validation import AUTH_TYPES, NAME_MAX, connection_name_problems
@@ -276,6 +277,10 @@ def _close_delete() -> None:
 @st.dialog("Delete connection", on_dismiss=_close_delete)
 def _delete_dialog(name: str) -> None:
     st.write(f"Delete the connection **{name}**? Its credentials are erased; this cannot be undone.")
+    users = feeds_using(name)
+    if users:
+        st.warning(f"It is used by {count_of(len(users), 'feed')}: {', '.join(users)}. Change their connection "
+                   "or delete them first: it cannot be deleted while they use it.", icon=":material/block:")
     delete, cancel = st.columns(2)
     if delete.button("Yes, delete", type="primary", key="conn:delete-confirm", width="stretch"):
         try:
@@ -289,3 +294,30 @@ def _delete_dialog(name: str) -> None:
     if cancel.button("Cancel", key="conn:delete-cancel", width="stretch"):
         _close_delete()
         st.rerun()
+
+
+# ---------------------------------------------------------------- Test connection
+
+
+def test_connection(name: str, auth_type: str, prefix: str) -> None:
+    """Make one call with the connection and show how the API answered (never a secret)."""
+    with st.expander("Test connection", icon=":material/network_check:"):
+        url = None
+        if needs_url(auth_type):
+            url = st.text_input("URL to call", key=f"{prefix}:check-url", placeholder="https://api.example.com/health",
+                                help="A GET to this URL" + (" with the username and password" if auth_type == "basic"
+                                                            else ""))
+        else:
+            st.caption("Calls the authorization URL as a script would, and looks for the token in its answer.")
+        if not st.button("Test connection", icon=":material/network_check:", key=f"{prefix}:check"):
+            return
+        try:
+            with st.spinner("Calling the API…"):
+                result = check_connection(name, url)
+        except (ValidationError, NotFound) as exc:
+            show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+            return
+        if result.ok:
+            st.success(sentence_start(result.summary), icon=":material/check_circle:")
+        else:
+            st.error(sentence_start(result.summary), icon=":material/error:")
