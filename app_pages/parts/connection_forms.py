@@ -235,8 +235,8 @@ def _annotations(text: str | None) -> list[dict]:
 # ---------------------------------------------------------------- saved connections
 
 
-def connection_details(name: str, prefix: str) -> None:
-    """A saved connection: masked parameters, their edit form and a Delete button."""
+def connection_details(name: str, prefix: str, deletable: bool = True) -> None:
+    """A saved connection: masked parameters, their edit form and (where asked) a Delete button."""
     try:
         view = masked_view(get_connection(name))
     except NotFound as exc:
@@ -253,7 +253,7 @@ def connection_details(name: str, prefix: str) -> None:
             if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
                 flash(f"Connection {name} saved.")
                 st.rerun()
-    if st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
+    if deletable and st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
         st.session_state[_DELETE_DIALOG] = name
         st.rerun()
 

@@ -51,7 +51,9 @@ def render(draft: FeedDraft) -> None:
         draft.pending_connection = None
         draft.connection = choice or None
         if choice:
-            connection_details(choice, f"{draft.id}:conn:{choice}")
+            # Deleting is for the Connections page, not a step of making a feed.
+            connection_details(choice, f"{draft.id}:conn:{choice}", deletable=False)
+            st.page_link("app_pages/connections.py", label="Manage connections", icon=":material/key:")
         else:
             st.caption("No connection: the script calls the API itself (a public API, or credentials in the script).")
     show_open_dialogs()

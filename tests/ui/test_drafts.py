@@ -57,6 +57,7 @@ def test_start_over_discards_the_draft_and_opens_peaks_template(app):
     type_script(at, SCRIPT)
     old = current_draft(at).id
     button(at, "Start over").click().run()
+    button(at, "Yes, start over").click().run()
     assert current_draft(at).id != old
     assert not drafts.draft_exists(old)
     button(at, "Next").click().run()
