@@ -114,7 +114,8 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def preview_feed(name: str, run_to_completion: bool = False, on_log=None) -> PreviewResult:
+def preview_feed(name: str, run_to_completion: bool = False, on_log=None,
+                 cancel: threading.Event | None = None) -> PreviewResult:
     feed = get_feed(name)
     with session_scope() as session:
         state = current_state_in(session, feed.id)
@@ -123,4 +124,4 @@ def preview_feed(name: str, run_to_completion: bool = False, on_log=None) -> Pre
         metadata=state, run_to_completion=run_to_completion, timeout_s=feed.timeout_s,
         memory_limit_mb=feed.memory_limit_mb, network=feed.network,
     )
-    return preview_script(request, on_log)
+    return preview_script(request, on_log, cancel=cancel)

@@ -106,15 +106,21 @@ def start_test(owner_key: str, job: TestJob, fingerprint: str = "", cancel: thre
     return session.start()
 
 
+def _start_preview(owner_key: str, run_to_completion: bool, fingerprint: str,
+                   preview: Callable[[Callable[[str], None], threading.Event], PreviewResult]) -> TestSession:
+    cancel = threading.Event()  # set by TestSession.stop(); the preview then stops its script
+    limit = None if run_to_completion else get_settings().preview_records
+    return start_test(owner_key, lambda on_log: preview(on_log, cancel), fingerprint, cancel, limit)
+
+
 def start_script_test(owner_key: str, request: PreviewRequest, fingerprint: str = "") -> TestSession:
-    cancel = threading.Event()
-    limit = None if request.run_to_completion else get_settings().preview_records
-    return start_test(owner_key, lambda on_log: preview_script(request, on_log, cancel=cancel), fingerprint,
-                      cancel, limit)
+    return _start_preview(owner_key, request.run_to_completion, fingerprint,
+                          lambda on_log, cancel: preview_script(request, on_log, cancel=cancel))
 
 
 def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> TestSession:
-    return start_test(owner_key, lambda on_log: preview_feed(feed_name, run_to_completion, on_log))
+    return _start_preview(owner_key, run_to_completion, "",
+                          lambda on_log, cancel: preview_feed(feed_name, run_to_completion, on_log, cancel))
 
 
 def current_test(owner_key: str) -> TestSession | None:

@@ -235,6 +235,7 @@ def test_dependencies_become_tags_with_tab_or_enter(page, server):
     open_page(page, server, "/new-feed")
     old_url = page.url
     page.get_by_role("button", name="Start over").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, start over").click()
     page.wait_for_url(lambda url: url != old_url)  # a new draft, with widgets of its own
     wait_until_idle(page)
     page.get_by_role("button", name="Next").click()

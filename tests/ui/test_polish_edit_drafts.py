@@ -57,3 +57,13 @@ def test_undoing_a_change_drops_the_draft(tributary):
     assert not no_draft_on_disk()
     labelled(at.radio, "Load Type").set_value("incremental").run()
     assert no_draft_on_disk()
+
+
+def test_a_draft_left_with_no_change_in_it_is_dropped_on_opening(tributary):
+    create_feed(FeedSpec(name="orders", script=SCRIPT))
+    leftover = feed_editor.draft_for_feed("orders", "local")
+    leftover.stage = 2  # what an older version saved on a mere click through the stages
+    feed_editor.persist(leftover)
+    at = new_app("edit", feed="orders")
+    assert "Unsaved changes" not in texts(at)
+    assert no_draft_on_disk()

@@ -70,3 +70,20 @@ def test_a_running_test_can_be_stopped(app):
     assert "Test stopped" in page
     assert "Test failed" not in page
     assert "step 119" not in page
+
+
+def test_a_feeds_test_on_the_feeds_page_can_be_stopped_too(app):
+    from core.feeds import FeedSpec, create_feed
+
+    create_feed(FeedSpec(name="slow", script=SLOW))
+    at = app("feeds")
+    at.button(key="feeds:test:slow").click().run()
+    session = current_test("feeds-page-test")
+    deadline = time.monotonic() + 20
+    while "step 1" not in "\n".join(session.lines()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    at.run()
+    clickable(at, "Stop").click().run()
+    assert session.wait(15), "the script kept running after Stop"
+    at.run()
+    assert "Test stopped" in texts(at)
