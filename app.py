@@ -9,7 +9,6 @@ Run ONE worker: each worker would start its own scheduler.
 from __future__ import annotations
 
 import asyncio
-import json
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from starlette.routing import Route
 
 from app_pages.view_models import drafts
 from core import housekeeping, webhooks
-from app_pages.access import LocalOnlyMiddleware
+from app_pages.access import AllowedHostsMiddleware, LocalOnlyMiddleware
 
 UI_SCRIPT = Path(__file__).resolve().parent / "ui.py"
-MAX_WEBHOOK_BODY = 1024 * 1024  # a trigger's payload is a small JSON object
 
 
 @asynccontextmanager
@@ -45,20 +43,35 @@ async def health(_request: Request) -> JSONResponse:
     return JSONResponse(body)
 
 
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, read from the stream (chunked or not) and never more than `limit`
+    bytes of it: past that, webhooks.PayloadProblem(413) and the rest stays unread."""
+    declared = request.headers.get("content-length") or "0"
+    if declared.isdigit() and int(declared) > limit:
+        raise webhooks.body_too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise webhooks.body_too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def trigger_feed(request: Request) -> JSONResponse:
-    """POST /api/feeds/{name}/trigger: the webhook trigger (core.webhooks decides)."""
-    if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
-        return JSONResponse({"error": "payload: the request body is larger than 1 MB"}, status_code=413)
-    raw = await request.body()
-    if len(raw) > MAX_WEBHOOK_BODY:
-        return JSONResponse({"error": "payload: the request body is larger than 1 MB"}, status_code=413)
+    """POST /api/feeds/{name}/trigger: the webhook trigger (core.webhooks decides). The token
+    is checked before the body is read, and the body read up to 1 MiB only."""
+    name = request.path_params["name"]
+    refused = await asyncio.to_thread(webhooks.check_token, name, request.headers.get(webhooks.TOKEN_HEADER))
+    if refused is not None:
+        status, body = refused
+        return JSONResponse(body, status_code=status, headers={"connection": "close"})
     try:
-        payload = json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return JSONResponse({"error": "payload: the request body is not valid JSON"}, status_code=400)
-    status, body = await asyncio.to_thread(
-        webhooks.handle_trigger, request.path_params["name"], request.headers.get(webhooks.TOKEN_HEADER), payload
-    )
+        raw = await _read_body(request, webhooks.MAX_BODY_BYTES)
+        payload = await asyncio.to_thread(webhooks.parse_payload, raw)  # up to 1 MiB: off the event loop
+    except webhooks.PayloadProblem as exc:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"})
+    status, body = await asyncio.to_thread(webhooks.trigger_checked, name, payload)
     return JSONResponse(body, status_code=status)
 
 
@@ -69,5 +82,6 @@ app = st.App(
         Route("/api/health", health, methods=["GET"]),
         Route("/api/feeds/{name}/trigger", trigger_feed, methods=["POST"]),
     ],
-    middleware=[Middleware(LocalOnlyMiddleware)],
+    # Outermost first: a request addressed to a host that is not allowed is refused whoever sent it.
+    middleware=[Middleware(AllowedHostsMiddleware), Middleware(LocalOnlyMiddleware)],
 )

@@ -1,9 +1,9 @@
 """Results of bench/run.py: the machine and versions, the issue's targets, the files written.
 
 run.py collects the figures; this module judges them against the targets, writes
-bench/results/<timestamp>.json and bench/results/latest.json, and generates the README's
-table into bench/results/README-table.md (pasted into README.md by hand, so a bench run never
-rewrites the README).
+bench/results/<timestamp>.json and bench/results/latest.json, and generates the results'
+tables into bench/results/README-table.md (pasted into bench/README.md by hand, so a bench run
+never rewrites a README).
 
     .venv/bin/python bench/report.py [bench/results/latest.json]   # regenerate the table only
 """

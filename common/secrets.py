@@ -6,10 +6,13 @@ mode 0600 so that an embedded set-up needs no configuration and the key never si
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -61,9 +64,26 @@ def decrypt_json(token: str | None) -> dict:
         ) from exc
 
 
-def secret_strings(value) -> list[str]:
-    """Every string inside a secrets structure, longest first, for masking."""
-    found: list[str] = []
+def secret_forms(secret: str) -> set[str]:
+    """A secret and the forms it travels in, each of which a log must not show: URL-encoded
+    (a query string, a form body) and base64 (standard and URL-safe, padded or not)."""
+    forms = {secret, quote(secret, safe=""), quote(secret), quote_plus(secret)}
+    raw = secret.encode("utf-8")
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        forms.update((text, text.rstrip("=")))
+    return {form for form in forms if form}
+
+
+def basic_auth_value(username: str, password: str) -> str:
+    """What an Authorization header carries for Basic Auth: base64("username:password")."""
+    return base64.b64encode(f"{username}:{password}".encode("utf-8")).decode("ascii")
+
+
+def secret_strings(value, *extra: str) -> list[str]:
+    """Every string inside a secrets structure (and `extra`, e.g. a Basic Authorization value),
+    with its derived forms (secret_forms), longest first, for masking."""
+    found: set[str] = set()
 
     def walk(item):
         if isinstance(item, dict):
@@ -73,12 +93,38 @@ def secret_strings(value) -> list[str]:
             for sub in item:
                 walk(sub)
         elif isinstance(item, str) and len(item) >= 3:
-            found.append(item)
+            found.update(secret_forms(item))
         elif isinstance(item, (int, float)) and not isinstance(item, bool) and len(str(item)) >= 4:
-            found.append(str(item))
+            found.add(str(item))
 
     walk(value)
-    return sorted(set(found), key=len, reverse=True)
+    for item in extra:
+        if item:
+            found.update(secret_forms(item))
+    return sorted(found, key=len, reverse=True)
+
+
+class Masker:
+    """The secrets of one run, masked in every line: those known at the start, and those
+    learnt while it runs (learn_secret, e.g. a token obtained from an authorization URL)."""
+
+    def __init__(self, secrets: list[str] | tuple[str, ...] = ()):
+        self._secrets: list[str] = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._lock = threading.Lock()
+
+    @property
+    def secrets(self) -> list[str]:
+        return list(self._secrets)
+
+    def learn_secret(self, value: str) -> None:
+        """Mask `value` (and its derived forms) in everything from now on."""
+        if not value:
+            return
+        with self._lock:
+            self._secrets = sorted(set(self._secrets) | secret_forms(value), key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        return mask(text, self._secrets)
 
 
 def mask(text: str, secrets: list[str]) -> str:

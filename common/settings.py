@@ -9,6 +9,7 @@ changing the environment never sees a stale copy.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,10 @@ class Settings:
     misfire_grace_s: int = 3600
     webhook_rate_per_minute: int = 30
     public_url: str = "http://127.0.0.1:8501"
+    # Host names (besides loopback and the public URL's host) that requests may be addressed
+    # to: a Host or Origin naming anything else is refused (DNS rebinding, cross-site calls).
+    allowed_hosts: tuple[str, ...] = ()
+    run_log_limit_mb: int = 50  # a run's log keeps its head and tail past this size
     # Outgoing mail for email watchers; no host means email notifications cannot be sent.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -108,6 +113,9 @@ def read_settings() -> Settings:
         misfire_grace_s=_env_int("TRIBUTARY_MISFIRE_GRACE_S", 3600),
         webhook_rate_per_minute=_env_int("TRIBUTARY_WEBHOOK_RATE_PER_MINUTE", 30),
         public_url=os.environ.get("TRIBUTARY_PUBLIC_URL", "http://127.0.0.1:8501"),
+        allowed_hosts=tuple(h.strip().lower() for h in os.environ.get("TRIBUTARY_ALLOWED_HOSTS", "").split(",")
+                            if h.strip()),
+        run_log_limit_mb=_env_int("TRIBUTARY_RUN_LOG_LIMIT_MB", 50),
         docker_image=os.environ.get("TRIBUTARY_DOCKER_IMAGE") or "tributary-runner:latest",
         # Unset: the bundle the app itself trusts, which scripts on the subprocess runner get too.
         docker_ca_bundle=os.environ.get("TRIBUTARY_DOCKER_CA_BUNDLE")
@@ -145,9 +153,28 @@ def get_settings() -> Settings:
     return settings
 
 
-def make_private(data_dir: Path) -> None:
+def make_private(data_dir: Path, tighten_existing: bool = False) -> None:
     """Files and folders this process creates are its user's only (umask 077), and so is the
-    data dir: it holds the key, the store, the warehouse and every run's log."""
+    data dir: it holds the key, the store, the warehouse and every run's log. With
+    `tighten_existing` (the server's start), what an earlier version or another umask left
+    there readable by others is tightened too: group and other lose every permission (a file
+    0644 becomes 0600, a folder or an environment's executable 0755 becomes 0700). Symbolic
+    links are neither followed nor changed."""
     os.umask(0o077)
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
+    if not tighten_existing:
+        return
+    for root, dirs, files in os.walk(data_dir):
+        for name in dirs + files:
+            _tighten(os.path.join(root, name))
+
+
+def _tighten(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISLNK(mode) or not mode & 0o077:
+            return
+        os.chmod(path, stat.S_IMODE(mode) & 0o700)
+    except OSError:  # gone meanwhile, or not ours: the umask still covers what we create
+        pass

@@ -12,7 +12,8 @@ What it builds:
 - the dispatcher, which offers due queued runs to the executor (background only);
 - the scheduler tick (background only);
 - retries and watcher deliveries, listening to RunFinished;
-- recovery of what a dead process left (runs, deliveries).
+- recovery of what a dead process left (runs, deliveries): at start, and in the background
+  every RECOVERY_POLL_S for processes that die meanwhile.
 
 In the foreground (the CLI, a script, a test), there is no dispatcher: start_run hands its run
 to the executor at once, a run queued otherwise (a retry, a webhook's) waits for the app, and
@@ -27,9 +28,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from common.clock import aware
+from common.errors import TributaryError
 from common.settings import Settings, get_settings, make_private
 from core import events
 from core.execution import RunExecutor
@@ -55,6 +58,7 @@ class Services:
     deliveries: DeliveryService
     dispatcher: Dispatcher | None = None
     scheduler: SchedulerService | None = None
+    recovery_loop: recovery.RecoveryService | None = None  # background only: start-up recovers once otherwise
     started: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -67,10 +71,10 @@ class Services:
         if self.started:
             return self
         make_private(self.settings.data_dir)
-        get_engine()  # migrates the store
+        open_store(self.settings)  # migrates the store
         recovered = recovery.recover_interrupted_runs()
         if recovered:
-            log.warning("marked %d interrupted run(s) as failed: %s", len(recovered), ", ".join(recovered))
+            log.warning("settled %d run(s) a stopped process left: %s", len(recovered), ", ".join(recovered))
         resumed = self.deliveries.resume_left()
         if resumed:
             log.warning("took over %d notification(s) a stopped process left pending", len(resumed))
@@ -78,12 +82,16 @@ class Services:
             self.dispatcher.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.recovery_loop is not None:
+            self.recovery_loop.start()
         self.started = True
         return self
 
     def stop(self) -> None:
         """Stop the loops and the executor. Stopped services are no longer the process's: the
         next current() builds fresh ones rather than queueing runs nothing would execute."""
+        if self.recovery_loop is not None:
+            self.recovery_loop.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.dispatcher is not None:
@@ -129,6 +137,30 @@ class Services:
         return attempts
 
 
+def open_store(settings: Settings) -> None:
+    """Open (and migrate) the store; one line naming it and what to do when it cannot be read."""
+    try:
+        get_engine()
+    except TributaryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt file, a lost server, a bad URL
+        raise TributaryError(store_problem(settings.database_url, exc)) from None
+
+
+def store_problem(url: str, exc: Exception) -> str:
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        return (f"the store {path} cannot be read ({reason}): restore it from a backup, or move it aside "
+                "to start with an empty store (feeds, connections and run history are kept in it)")
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown as nothing
+        shown = "(TRIBUTARY_DATABASE_URL)"
+    return (f"the store at {shown} cannot be read ({reason}): check that the server is up and "
+            "TRIBUTARY_DATABASE_URL is right, or restore the database from a backup")
+
+
 def _sleep(seconds: float) -> None:
     threading.Event().wait(seconds)
 
@@ -166,6 +198,7 @@ def build(settings: Settings | None = None, *, background: bool = False,
         dispatcher = Dispatcher(executor)
         services.dispatcher = dispatcher
         services.scheduler = SchedulerService()
+        services.recovery_loop = recovery.RecoveryService()
         bus.subscribe(events.RunQueued, dispatcher.wake)
     bus.subscribe(events.CancelRequested, run_executor.cancel)
     bus.subscribe(events.RunFinished, retries.on_run_finished)

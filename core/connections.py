@@ -14,8 +14,15 @@ from sqlmodel import select
 
 from common.errors import Conflict, NotFound, ValidationError
 from storage.models import Connection, Feed, utcnow
-from common.secrets import MASK, decrypt_json, encrypt_json, secret_strings
-from core.validation import AUTH_TYPES, connection_name_problems, raise_if
+from common.secrets import MASK, basic_auth_value, decrypt_json, encrypt_json, secret_strings
+from core.validation import (
+    AUTH_TYPES,
+    connection_name_problems,
+    header_problems,
+    http_url_problems,
+    raise_if,
+    secret_problems,
+)
 from storage.db import session_scope
 
 DEFAULT_TOKEN_PATH = "access_token"
@@ -60,6 +67,10 @@ def _split(auth_type: str, data: ConnectionInput, params: dict, secrets: dict) -
             problems.append(("username", "is required for Basic Auth"))
         if not secrets.get("password"):
             problems.append(("password", "is required for Basic Auth"))
+        elif data.password is not None:
+            problems += secret_problems("password", data.password)
+        if any(c in params.get("username", "") for c in "\r\n:"):
+            problems.append(("username", "must not contain a colon or a line break"))
         raise_if(problems)
     elif auth_type == "custom":
         for name in ("auth_url", "token_path", "token_header"):
@@ -73,13 +84,15 @@ def _split(auth_type: str, data: ConnectionInput, params: dict, secrets: dict) -
         params.setdefault("token_header", DEFAULT_TOKEN_HEADER)
         params["token_path"] = params["token_path"] or DEFAULT_TOKEN_PATH
         params["token_header"] = params["token_header"] or DEFAULT_TOKEN_HEADER
-        problems = []
-        url = params.get("auth_url") or ""
-        if not url.startswith(("http://", "https://")):
-            problems.append(("authorization URL", "is required and must start with http:// or https://"))
+        problems = http_url_problems("authorization URL", params.get("auth_url") or "")
+        if data.headers is not None:
+            problems += header_problems(secrets["headers"])
         header = params["token_header"]
-        if ":" not in header or ("<token>" not in header and "{token}" not in header):
+        name, colon, value = header.partition(":")
+        if not colon or ("<token>" not in value and "{token}" not in value):
             problems.append(("token header", "must look like 'Header-Name: value with <token>'"))
+        else:
+            problems += [("token header", message) for _, message in header_problems({name.strip(): value}, secret=False)]
         raise_if(problems)
     params["header_names"] = sorted((secrets.get("headers") or {}).keys())
     return params, secrets
@@ -158,7 +171,11 @@ def sandbox_material(conn: Connection | None) -> tuple[dict | None, list[str]]:
         return None, []
     secrets = decrypt_json(conn.secrets_encrypted)
     material = {"auth_type": conn.auth_type, "params": conn.params, "secrets": secrets}
-    return material, secret_strings(secrets)
+    extra = []
+    if conn.auth_type == "basic" and secrets.get("password"):
+        # requests sends base64("user:password"): a script printing its request headers shows it.
+        extra.append(basic_auth_value(conn.params.get("username", ""), secrets["password"]))
+    return material, secret_strings(secrets, *extra)
 
 
 def masked_view(conn: Connection) -> dict:

@@ -1,17 +1,42 @@
-"""Executing a queued run: the run executor.
+"""Executing a queued run: the run executor, and the run protocol.
 
 A run's path: claim it (queued -> running, a conditional update, so it executes once wherever
 it is delivered), prepare its sandbox job, run the script while its spool parts are staged,
-load every destination (each commits on its own, idempotently, tagged with the run id), and
-only then advance the feed's state. Anything that fails before that leaves the state and the
-destinations as they were. The executor's collaborators (settings, runner and destination
+then commit it in two phases:
+
+1. Pending. Before any destination commits, the store records the run's outcome in
+   `runs.pending_outcome` (the new state, the counts, the destinations, the spool's files),
+   in the same update that moves the run to `loading`.
+2. Each destination commits the run's rows together with its ledger row (the run id), in one
+   transaction of its own; a destination that already holds the run skips it.
+3. The store marks the run succeeded and makes its state the feed's current one, in one
+   transaction that also clears the pending outcome (core/runs.py complete_run).
+4. The run's work dir, spool and stagers' files are removed.
+
+Whatever dies when, nothing is loaded twice and nothing is lost: a process killed before 1
+leaves a run with no pending outcome, which recovery fails (no destination can hold it); one
+killed between 1 and 3 leaves a pending run and its spool, which recovery reconciles from the
+destinations' ledgers (core/services/recovery.py): every destination holds the run - the
+commit is finished (the state advances, the run shows its counts and is not retried); none -
+the run failed cleanly; some - the others are loaded from the kept spool, or the run fails
+with a message naming the destinations that hold it. One killed after 3 left a succeeded run
+whose files recovery removes. The same holds for a load that fails in a live process: the
+ledgers decide, so a load that raised after its COMMIT went through counts as committed.
+
+The run's error path never raises: a failure it cannot record in the store (the store itself
+may be what failed) goes to the run's log and the process's log, and the run stays active
+for recovery. `common/faults.py`'s fault points mark each step for the crash tests
+(tests/exactly_once). The executor's collaborators (settings, runner and destination
 registries, the event bus, the clock) are injected by core/bootstrap.py.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
+import time
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -19,11 +44,13 @@ from typing import Callable
 from sqlmodel import update
 
 from common.errors import TributaryError
+from common.faults import fault_point
 from common.process import worker_id
 from common.settings import Settings, get_settings
 from core import events
 from core.connections import get_connection_by_id, sandbox_material
-from core.runs import finish, finished, get_run
+from core.run_log import RunLog as _RunLog
+from core.runs import complete_run, finish, finished, get_run, pending_outcome
 from core.state import current_state_in
 from runners import get_runner
 from runners.base import ScriptJob, ScriptOutcome
@@ -31,30 +58,13 @@ from runners.parts import PartCollector
 from storage.db import session_scope
 from storage.destinations import get_destination
 from storage.destinations.base import LoadRequest, Stager
-from storage.models import Feed, FeedState, Run, utcnow
+from storage.models import Feed, Run, utcnow
+
+logger = logging.getLogger("tributary.runs")
 
 CANCEL_POLL_S = 0.5
+STORE_RETRY_WAITS_S = (0.2, 1.0, 3.0)  # between the attempts to record a committed run in the store
 PART_POLL_S = 0.01  # how soon a completed spool part reaches the destinations' stagers
-
-
-class _RunLog:
-    """Appends a run's output to its log file as it comes, flushed line by line so that a
-    reader (the UI, `logs --follow`) sees it live."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8", buffering=1)
-        self._lock = threading.Lock()
-
-    def __call__(self, line: str) -> None:
-        with self._lock:
-            self._file.write(line + "\n")
-
-    def system(self, message: str) -> None:
-        self(f"[tributary {utcnow().strftime('%H:%M:%S')}] {message}")
-
-    def close(self) -> None:
-        self._file.close()
 
 
 def _update(run_id: str, **values) -> None:
@@ -157,6 +167,7 @@ class _Staging:
                     stager.add(part)
                 except Exception as exc:  # noqa: BLE001 - a stager's surprise costs speed, not the run
                     stager.gave_up = stager.gave_up or f"staging failed: {exc}"
+            fault_point("part_staged")
 
     def _stop(self) -> None:
         self._done.set()
@@ -187,17 +198,8 @@ class _Staging:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _commit(run_id: str, feed_id: int, outcome: ScriptOutcome, loaded: int, results: dict) -> None:
-    """The one place a feed's state advances: after every destination committed."""
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        if outcome.metadata is not None:
-            session.add(FeedState(feed_id=feed_id, run_id=run_id, state=outcome.metadata, reason="run"))
-            run.state_after = outcome.metadata
-        run.records_loaded = loaded
-        run.records_written = outcome.records
-        run.destination_results = results
-        finish(session, run, "succeeded")
+class _Undecided(Exception):
+    """Every destination holds the run, and the store could not record that it succeeded."""
 
 
 def _fail(run_id: str, status: str, error: str | None, error_line: int | None = None, **values) -> None:
@@ -206,6 +208,74 @@ def _fail(run_id: str, status: str, error: str | None, error_line: int | None = 
         for key, value in values.items():
             setattr(run, key, value)
         finish(session, run, status, error, error_line)
+
+
+def _end(run_id: str, log: _RunLog | None, status: str, error: str | None, error_line: int | None = None,
+         **values) -> None:
+    """The run's error path: record how it ended. Never raises: when the store cannot take it
+    (the store may be what failed), the run's log and the process's log say so, and the run
+    stays active, for recovery to settle once this process has gone."""
+    try:
+        _fail(run_id, status, error, error_line, **values)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        logger.error("run %s ended (%s: %s) but the store could not record it: %s", run_id, status, error, exc)
+        if log is not None:
+            with suppress(Exception):
+                log.system(f"the store could not record this run's end ({status}): {exc}")
+
+
+def _finished(run_id: str, publish: bool = True) -> Run:
+    """The run as it ended, told to the bus; never raises (see _end)."""
+    try:
+        return finished(run_id) if publish else get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - the store may be what failed
+        logger.error("run %s: its end could not be read from the store: %s", run_id, exc)
+        return Run(id=run_id, feed_name="", status="unknown",
+                   error=f"the run's end could not be read from the store: {exc}")
+
+
+def holding(destinations: Callable, names: list[str], table: str, run_id: str) -> tuple[list[str], list[str], dict]:
+    """Which destinations hold the run by their ledgers, which do not, and those that could
+    not tell (name -> the error)."""
+    held, missing, unknown = [], [], {}
+    for name in names:
+        try:
+            (held if destinations(name).has_run(table, run_id) else missing).append(name)
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            unknown[name] = f"{type(exc).__name__}: {exc}"
+    return held, missing, unknown
+
+
+def counted(pending: dict, results: dict, destinations: Callable) -> tuple[int, dict]:
+    """The records loaded and each destination's result, for a run every destination holds:
+    a destination whose result was not recorded (its process died right after its COMMIT)
+    is counted from the spool."""
+    results = dict(results)
+    for name in pending["destinations"]:
+        if name not in results:
+            location = ""
+            with suppress(Exception):
+                location = destinations(name).describe_target(pending["table"])
+            results[name] = {"rows": pending["records_written"], "skipped": False, "location": location,
+                             "rejected": 0, "counted_from": "spool"}
+    return max((r["rows"] for r in results.values()), default=0), results
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def partial_commit_error(held: list[str], missing: list[str], unknown: dict, cause: str) -> str:
+    """The error of a run that some of its destinations hold and others do not: which is which,
+    and what it means for the next run."""
+    parts = [f"{cause}; the destinations that hold this run (its rows and ledger row): {_names(held)}"]
+    if missing:
+        parts.append(f"that do not: {_names(missing)}")
+    if unknown:
+        parts.append("that could not be asked: " + ", ".join(f"{n} ({e})" for n, e in unknown.items()))
+    return "; ".join(parts) + (". The feed's state did not advance: the next run fetches these records again, "
+                               f"and {_names(held)} will then hold them twice unless they are removed from it "
+                               "(rows with this _tributary_run_id)")
 
 
 class RunExecutor:
@@ -228,50 +298,101 @@ class RunExecutor:
 
     def execute(self, run_id: str) -> Run:
         """Execute a queued run to its end. Never raises for the run's own failures: they are
-        recorded on the run."""
+        recorded on the run (see _end for a store that cannot record them)."""
         settings = self._settings()
         if not _claim(run_id):
             return get_run(run_id)  # cancelled before it started, or executed elsewhere
         try:
             run, feed, job = _prepare(run_id, settings)
+            log = _RunLog(Path(run.log_path))
         except Exception as exc:  # noqa: BLE001 - e.g. secrets that no longer decrypt
-            _fail(run_id, "failed", f"could not prepare the run: {exc}")
-            return finished(run_id)
-        log = _RunLog(Path(run.log_path))
-        log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
-        staging = None
+            _end(run_id, None, "failed", f"could not prepare the run: {exc}")
+            return _finished(run_id)
+        staging, undecided = None, False
         try:
+            log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
             staging = _Staging(run, feed, job, settings, log, self._destinations)
             outcome = self._run_script(run, job, log, settings, on_started=staging.start)
             if not outcome.ok:
                 status = "cancelled" if outcome.status == "cancelled" else "failed"
                 log.system(f"script {status}: {outcome.error}")
-                _fail(run.id, status, outcome.error, outcome.error_line, records_written=outcome.records)
-                return finished(run.id)
+                _end(run.id, log, status, outcome.error, outcome.error_line, records_written=outcome.records)
+                return _finished(run.id)
             log.system(f"script finished: {outcome.records} records in {outcome.duration_s:.2f} s")
             if _cancel_requested(run.id):
-                _fail(run.id, "cancelled", "cancelled by a user before loading", records_written=outcome.records)
-                return finished(run.id)
+                _end(run.id, log, "cancelled", "cancelled by a user before loading", records_written=outcome.records)
+                return _finished(run.id)
             files = staging.finish()
-            _update(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records)
-            loaded, results = self._load(run, feed, outcome, files, staging.stagers, log)
-            _commit(run.id, feed.id, outcome, loaded, results)
-            saved = "saved" if outcome.metadata is not None else "unchanged"
-            log.system(f"run succeeded: {loaded} records loaded; state {saved}")
+            self._commit(run, feed, outcome, files, staging.stagers, log)
+        except _Undecided as exc:
+            logger.error("run %s: %s", run.id, exc)
+            with suppress(Exception):
+                log.system(str(exc))
+            undecided = True
         except Exception as exc:  # noqa: BLE001 - recorded on the run, state untouched
-            log.system(f"run failed: {exc}")
-            _fail(run.id, "failed", str(exc))
+            with suppress(Exception):
+                log.system(f"run failed: {exc}")
+            _end(run.id, log, "failed", str(exc))
         finally:
-            if staging is not None:
-                staging.close()
-            log.close()
+            with suppress(Exception):
+                if staging is not None:
+                    staging.close()
+            with suppress(Exception):
+                log.close()
             shutil.rmtree(job.work_dir, ignore_errors=True)
-        return finished(run.id)
+        return _finished(run.id, publish=not undecided)  # a pending run has not finished
+
+    def _commit(self, run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
+                log: _RunLog) -> None:
+        """The two-phase commit (see the module docstring)."""
+        pending = pending_outcome(outcome.metadata, outcome.records, list(feed.destinations), feed.name, files,
+                                  feed.load_type, list(feed.primary_key), feed.max_rejected_ratio)
+        _update(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,
+                pending_outcome=pending)
+        try:
+            loaded, results = self._load(run, feed, outcome, files, stagers, log)
+        except Exception as exc:  # noqa: BLE001 - the ledgers tell what was committed
+            held, missing, unknown = holding(self._destinations, pending["destinations"], feed.name, run.id)
+            if missing or unknown:
+                if held or unknown:
+                    raise TributaryError(partial_commit_error(held, missing, unknown, str(exc))) from exc
+                raise
+            # Every destination holds the run: what failed came after its COMMIT (a connection
+            # lost while acknowledging it): the run is committed.
+            log.system(f"{exc}; but every destination's ledger holds the run: it is committed")
+            loaded = results = None  # counted from what the store recorded, below
+        loaded = self._complete(run.id, pending, loaded, results, log)
+        fault_point("store_committed")
+        saved = "saved" if outcome.metadata is not None else "unchanged"
+        log.system(f"run succeeded: {loaded} records loaded; state {saved}")
+
+    def _complete(self, run_id: str, pending: dict, loaded: int | None, results: dict | None, log: _RunLog) -> int:
+        """Phase two, once every destination holds the run; the records loaded. A store that
+        cannot record it is tried again for a while; then the run stays pending (never
+        'failed': its rows are in the destinations), for recovery to finish once this process
+        has gone."""
+        for wait in (*STORE_RETRY_WAITS_S, None):
+            try:
+                if loaded is None:
+                    loaded, results = counted(pending, get_run(run_id).destination_results or {}, self._destinations)
+                complete_run(run_id, pending, loaded, results)
+                return loaded
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                if wait is None:
+                    raise _Undecided(
+                        f"every destination holds this run, but the store could not record it ({exc}): it stays "
+                        "pending until this process has ended; then the next start of the app or of a CLI "
+                        "command finishes its commit"
+                    ) from exc
+                with suppress(Exception):
+                    log.system(f"the store could not record the run's commit ({exc}); trying again in {wait} s")
+                time.sleep(wait)
 
     def _run_script(self, run: Run, job: ScriptJob, log: _RunLog, settings: Settings,
                     on_started: Callable[[], None] = lambda: None) -> ScriptOutcome:
         handle = self._runners(settings.runner, settings).start(job, log)
         on_started()
+        fault_point("script_running")
         with self._lock:
             self._handles[run.id] = handle
         done = threading.Event()
@@ -286,7 +407,8 @@ class RunExecutor:
 
     def _load(self, run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
               log: _RunLog) -> tuple[int, dict]:
-        """Load the spool into every destination; each commits on its own, idempotently."""
+        """Load the spool into every destination; each commits its rows and its ledger row on its
+        own, idempotently (a destination already holding the run skips it)."""
         results, loaded = {}, 0
         for name in feed.destinations:
             destination = self._destinations(name)
@@ -298,8 +420,10 @@ class RunExecutor:
                 result = destination.load(request)
             except Exception as exc:  # noqa: BLE001 - any driver error fails the run, clearly
                 raise TributaryError(f"loading into {name} failed: {exc}") from exc
+            fault_point("destination_committed")
             results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
                              "rejected": result.rejected}
+            _update(run.id, destination_results=dict(results))  # for recovery's counts, should this process die
             loaded = max(loaded, result.rows)
             for change in result.schema_changes:
                 log.system(f"{name}: {change}")

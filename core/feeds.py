@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-from sqlmodel import select
+from sqlmodel import func, select
 
 from core import schedule_slots
 from common.errors import Conflict, NotFound, ValidationError
@@ -18,6 +18,7 @@ from core.validation import (
     LOAD_TYPES,
     dependency_problems,
     feed_name_problems,
+    limit_problems,
     load_type_problems,
     raise_if,
 )
@@ -70,17 +71,64 @@ def _destination_problems(destinations: list[str], load_type: str) -> list[tuple
     return problems
 
 
+# What each field holds, and its name in messages. A YAML file or a JSON client can send any
+# type: checked before any rule, so that a wrong one gets a message, not a traceback.
+_TEXT, _TEXTS, _WHOLE, _NUMBER, _FLAG, _MAPPING = "text", "a list of text values", "a whole number", "a number", \
+    "true or false", "a mapping"
+_FIELD_TYPES = {
+    "name": ("feed name", _TEXT, False), "script": ("script", _TEXT, False),
+    "connection": ("connection", _TEXT, True), "dependencies": ("dependencies", _TEXTS, False),
+    "load_type": ("load type", _TEXT, False), "primary_key": ("primary key", _TEXTS, False),
+    "destinations": ("destinations", _TEXTS, False), "trigger": ("trigger", _MAPPING, False),
+    "tags": ("tags", _TEXTS, False), "timeout_s": ("timeout", _WHOLE, True),
+    "memory_limit_mb": ("memory limit", _WHOLE, True), "retries": ("retries", _WHOLE, False),
+    "retry_backoff_s": ("retry backoff", _WHOLE, False), "max_rejected_ratio": ("failed row threshold", _NUMBER, False),
+    "network": ("network", _FLAG, False),
+}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _TEXTS:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind in (_WHOLE, _NUMBER):
+        return not isinstance(value, bool) and isinstance(value, int if kind == _WHOLE else (int, float))
+    return isinstance(value, bool if kind == _FLAG else dict)
+
+
+def _described(value) -> str:
+    if isinstance(value, str):
+        return f"a string ({value!r})" if len(value) <= 40 else "a string"
+    return "nothing" if value is None else f"{type(value).__name__} ({value!r})"[:60]
+
+
+def type_problems(spec: FeedSpec) -> list[tuple[str, str]]:
+    """A message for each field whose value has the wrong type (see _FIELD_TYPES)."""
+    problems = []
+    for name, (label, kind, optional) in _FIELD_TYPES.items():
+        value = getattr(spec, name)
+        if (value is None and optional) or _is(value, kind):
+            continue
+        if name == "dependencies":
+            kind = "a list of package specifiers, e.g. [requests, pandas>=2]"
+        if not isinstance(value, list) or _FIELD_TYPES[name][1] != _TEXTS:
+            problems.append((label, f"must be {kind}, not {_described(value)}"))
+            continue
+        number, item = next((n, v) for n, v in enumerate(value, 1) if not isinstance(v, str))
+        problems.append((label, f"must be {kind}: item {number} is {_described(item)}"))
+    return problems
+
+
 def validate_spec(spec: FeedSpec) -> None:
+    raise_if(type_problems(spec))
     problems = feed_name_problems(spec.name)
     if not spec.script.strip():
         problems.append(("script", "is empty"))
     problems += dependency_problems(spec.dependencies)
     problems += load_type_problems(spec.load_type, spec.primary_key)
     problems += _destination_problems(spec.destinations, spec.load_type)
-    if spec.timeout_s is not None and spec.timeout_s <= 0:
-        problems.append(("timeout", "must be a positive number of seconds"))
-    if spec.memory_limit_mb is not None and spec.memory_limit_mb < 64:
-        problems.append(("memory limit", "must be at least 64 MB"))
+    problems += limit_problems(spec.timeout_s, spec.memory_limit_mb)
     if not 0 <= spec.retries <= 10:
         problems.append(("retries", "must be between 0 and 10"))
     if not 1 <= spec.retry_backoff_s <= 86400:
@@ -93,6 +141,12 @@ def validate_spec(spec: FeedSpec) -> None:
     raise_if(problems)
 
 
+def _feed_named_alike(session, name: str) -> Feed | None:
+    """The feed whose name equals `name` ignoring case: table names are case-insensitive in
+    most warehouses, so 'Orders' and 'orders' would load into one table."""
+    return session.exec(select(Feed).where(func.lower(Feed.name) == name.lower())).first()
+
+
 def _resolve_connection(session, name: str | None) -> int | None:
     if not name:
         return None
@@ -103,6 +157,7 @@ def _resolve_connection(session, name: str | None) -> int | None:
 
 
 def _with_defaults(spec: FeedSpec) -> FeedSpec:
+    raise_if(type_problems(spec))
     if not spec.destinations:
         spec.destinations = destinations_for_warehouse(get_settings().warehouse)[:1]
     spec.dependencies = [d.strip() for d in spec.dependencies if d.strip()]
@@ -131,8 +186,10 @@ def create_feed(spec: FeedSpec) -> Feed:
     spec = _with_defaults(spec)
     validate_spec(spec)
     with session_scope() as session:
-        if find_feed(session, spec.name):
-            raise Conflict(f"feed name: {spec.name!r} is already taken")
+        taken = _feed_named_alike(session, spec.name)
+        if taken is not None:
+            alike = "" if taken.name == spec.name else f" (as {taken.name!r}: names differing only in case name one table)"
+            raise Conflict(f"feed name: {spec.name!r} is already taken{alike}")
         feed = Feed(name=spec.name, script=spec.script)
         _apply(feed, spec, _resolve_connection(session, spec.connection))
         session.add(feed)
@@ -246,10 +303,24 @@ def import_yaml(text: str, replace: bool = False) -> list[str]:
     for index, item in enumerate(items, 1):
         if not isinstance(item, dict) or "name" not in item:
             raise ValidationError.single("feeds", f"entry #{index} needs at least a name")
-        spec = _with_defaults(FeedSpec(**{k: v for k, v in item.items() if k in known}))
-        validate_spec(spec)
+        try:
+            spec = _with_defaults(FeedSpec(**{k: v for k, v in item.items() if k in known}))
+            validate_spec(spec)
+        except ValidationError as exc:
+            raise ValidationError([(f"feed #{index} ({item['name']}) {field}", message)
+                                   for field, message in exc.problems]) from None
         specs.append(spec)
-    existing = {f.name for f in list_feeds()}
+    problems, seen = [], {}
+    existing = {f.name.lower(): f.name for f in list_feeds()}
+    for spec in specs:
+        if spec.name.lower() in seen:
+            problems.append(("feeds", f"{spec.name!r} is listed twice (names differing only in case name one table)"))
+        seen[spec.name.lower()] = spec.name
+        stored = existing.get(spec.name.lower())
+        if stored is not None and stored != spec.name:
+            problems.append(("feed name", f"{spec.name!r} differs only in case from the existing feed {stored!r}"))
+    raise_if(problems)
+    existing = set(existing.values())
     clashes = [s.name for s in specs if s.name in existing]
     if clashes and not replace:
         raise Conflict(f"feed(s) already exist: {', '.join(clashes)} (use replace to update them)")

@@ -16,7 +16,7 @@ from typing import Callable
 from sqlalchemy import text
 
 from common.errors import TributaryError
-from common.settings import get_settings
+from common.settings import get_settings, make_private
 from core import bootstrap, feeds
 from demo.api import DemoAPI
 from storage.db import get_engine
@@ -95,6 +95,9 @@ def start_services(named_dependency_sets: Callable[[], list[list[str]]] = list) 
         if _services is not None:
             return status()
         settings = get_settings()
+        # Before anything writes there (the store, the key, logs, the warehouse): private,
+        # and so is what was left there readable by others.
+        make_private(settings.data_dir, tighten_existing=True)
         services = bootstrap.build(settings, background=True)
         services.start()
         named = _named_dependency_sets(named_dependency_sets)

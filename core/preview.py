@@ -16,6 +16,7 @@ from common.errors import TributaryError
 from common.settings import Settings, get_settings
 from core.connections import get_connection, sandbox_material
 from core.feeds import connection_name, get_feed
+from core.run_log import BoundedLines
 from core.state import current_state_in
 from core.validation import dependency_problems, raise_if
 from runners import get_runner
@@ -74,10 +75,10 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
     raise_if(dependency_problems(request.dependencies))
     conn = get_connection(request.connection) if request.connection else None
     material, secrets = sandbox_material(conn)
-    logs: list[str] = []
+    output = BoundedLines()  # a test run's output, head and tail, however much it prints
 
     def sink(line: str) -> None:
-        logs.append(line)
+        output.append(line)
         if on_log:
             on_log(line)
 
@@ -102,13 +103,13 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
             finally:
                 finished.set()
         except TributaryError as exc:
-            return PreviewResult(False, "failed", [], 0, None, 0.0, logs, error=str(exc))
+            return PreviewResult(False, "failed", [], 0, None, 0.0, output.lines(), error=str(exc))
         preview = read_preview(outcome.spool_files(), settings.preview_records)
         return PreviewResult(
             ok=outcome.ok, records=preview,
             status="succeeded" if outcome.ok else "cancelled" if outcome.status == "cancelled" else "failed",
             count=outcome.records, metadata=outcome.metadata, duration_s=round(outcome.duration_s, 3),
-            logs=logs, error=outcome.error, error_line=outcome.error_line,
+            logs=output.lines(), error=outcome.error, error_line=outcome.error_line,
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)

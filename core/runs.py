@@ -1,6 +1,8 @@
 """Run records: queue, cancel, finish and read runs, and their logs.
 
-A run goes queued -> running -> loading -> succeeded | failed | cancelled. This module keeps
+A run goes queued -> running -> loading -> succeeded | failed | cancelled. While it loads, its
+`pending_outcome` holds what it will commit (the two-phase commit of core/execution.py); a run
+leaves `loading` only through complete_run or finish, which clear it. This module keeps
 the records and their one active-run slot per feed; executing a run is core/execution.py's,
 deciding when a queued run executes is the dispatcher's (core/services/dispatcher.py). It tells
 them through the event bus (core/events.py): RunQueued when a run is queued, RunFinished when
@@ -21,10 +23,11 @@ from sqlmodel import select, update
 from common.errors import Conflict, NotFound, ValidationError
 from common.settings import get_settings
 from core import events
+from core.run_log import read_tail
 from storage.lookups import feed_by_name
 from core.watchers import delivery_views
 from storage.db import session_scope
-from storage.models import ActiveRun, Run, utcnow
+from storage.models import ActiveRun, FeedState, Run, utcnow
 
 ACTIVE_STATUSES = ("queued", "running", "loading")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -97,12 +100,39 @@ def finish(session, run: Run, status: str, error: str | None = None, error_line:
     run.error = error
     run.error_line = error_line
     run.finished_at = utcnow()
+    run.pending_outcome = None  # reconciled: nothing of this run is left to commit
     if run.state_after is None:
         run.state_after = run.state_before
     active = session.get(ActiveRun, run.feed_id)
     if active is not None and active.run_id == run.id:
         session.delete(active)
     session.add(run)
+
+
+def pending_outcome(state: dict | None, records_written: int, destinations: list[str], table: str,
+                    spool: list[Path], load_type: str, primary_key: list[str], max_rejected_ratio: float) -> dict:
+    """What a run about to commit records first (phase one of the two-phase commit): all a
+    live process needs to finish the commit, or fail it, from the destinations' ledgers."""
+    return {
+        "state": state, "state_saved": state is not None, "records_written": records_written,
+        "destinations": list(destinations), "table": table, "spool": [str(path) for path in spool],
+        "load_type": load_type, "primary_key": list(primary_key), "max_rejected_ratio": max_rejected_ratio,
+    }
+
+
+def complete_run(run_id: str, pending: dict, loaded: int, results: dict) -> None:
+    """Phase two: the run succeeded, and its state (if it saved one) becomes the feed's
+    current state, in one store transaction. The one place a feed's state advances after a
+    run; called once every destination holds the run."""
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if pending["state_saved"]:
+            session.add(FeedState(feed_id=run.feed_id, run_id=run_id, state=pending["state"], reason="run"))
+            run.state_after = pending["state"]
+        run.records_loaded = loaded
+        run.records_written = pending["records_written"]
+        run.destination_results = results
+        finish(session, run, "succeeded")
 
 
 def finished(run_id: str) -> Run:
@@ -120,6 +150,24 @@ def remove_work_dirs(run_id: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def remove_left_work_dirs() -> list[str]:
+    """The work dirs of runs that have ended but still have them: left by a process that died
+    after recording a run's end and before cleaning up. Dirs of no run, or of an active one
+    (a pending run's spool is kept until it is reconciled), stay. The runs cleaned."""
+    work_root = get_settings().work_root
+    if not work_root.exists():
+        return []
+    by_run: dict[str, list[Path]] = {}
+    for path in work_root.iterdir():
+        by_run.setdefault(path.name.split(".", 1)[0], []).append(path)
+    if not by_run:
+        return []
+    with session_scope() as session:
+        ended = set(session.exec(select(Run.id).where(Run.id.in_(list(by_run)), Run.status.in_(FINAL_STATUSES))).all())
+    for run_id in ended:
+        for path in by_run[run_id]:
+            shutil.rmtree(path, ignore_errors=True)
+    return sorted(ended)
 
 
 # ---------------------------------------------------------------- executing
@@ -158,8 +206,21 @@ def list_runs(feed_name: str | None = None, limit: int = 50, status: str | None 
         return list(session.exec(query.order_by(Run.created_at.desc()).limit(limit)).all())
 
 
+def read_log_tail(run_id: str, max_bytes: int, offset: int = 0) -> tuple[str, int, bool]:
+    """What the run's log holds past `offset`, but at most its last `max_bytes` (read from the
+    end: a page never reads a large log whole): (text, the offset to continue from, whether
+    bytes between `offset` and the text were skipped)."""
+    return read_tail(Path(get_run(run_id).log_path or ""), max_bytes, offset)
+
+
+def run_log_size(run_id: str) -> int:
+    path = Path(get_run(run_id).log_path or "")
+    return path.stat().st_size if path.is_file() else 0
+
+
 def read_log(run_id: str, offset: int = 0) -> tuple[str, int]:
-    """The run's log from a byte offset, and the offset to continue from (for tailing)."""
+    """The run's log from a byte offset, and the offset to continue from (for tailing). The
+    whole rest of the log: pages use read_log_tail."""
     run = get_run(run_id)
     path = Path(run.log_path or "")
     if not path.exists():
@@ -191,6 +252,7 @@ def run_view(run: Run) -> dict:
         "records_written": run.records_written, "records_loaded": run.records_loaded, "error": run.error,
         "error_line": run.error_line, "state_before": run.state_before, "state_after": run.state_after,
         "destinations": run.destination_results or {},
+        "committing": run.pending_outcome is not None,  # its outcome recorded as pending, its commit unfinished
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
         "notifications": delivery_views(run.id),
     }

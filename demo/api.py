@@ -15,6 +15,24 @@ Endpoints (all JSON):
     GET  /basic/entries               -> first 100 entries, HTTP Basic Auth
     POST /auth/token                  -> {"access_token", "token_type", "expires_in"}
     GET  /protected/data?page=N       -> {"data", "page", "next_page"}, Bearer token
+
+Practice for slow, rate-limited APIs (the 2,500 records again, page by page; ?count=N serves
+only the first N records):
+    GET  /pages/next?after=ID&page_size=M  -> {"data", "next"}: the next page's URL in the body
+                                              (?relative=1: a relative URL)
+    GET  /pages/link?page=N&per_page=M     -> [records], Link: <...>; rel="next", rel="last"...
+    GET  /pages/cursor?cursor=C&limit=M    -> {"data", "meta": {"next_cursor"}} (opaque cursor)
+    GET  /pages/offset?offset=N&limit=M    -> {"data", "offset", "limit", "total"}
+    GET  /pages/page?page=N&per_page=M     -> {"data", "page", "per_page", "total", "total_pages"}
+                                              (offset and page: ?no_total=1 leaves the totals out)
+    GET, POST /flaky?key=K&fail=N&status=503[&retry_after=S|date][&reset=S]
+                                           -> `status` for the first N requests of key K, then
+                                              {"key", "attempts"}
+Any request takes ?latency=S (seconds, up to 10) to answer that much later, on top of the
+server's latency_s. With rate_limit=N, more than N requests in one window of rate_window_s
+(fixed windows of the server's clock) answer 429 with Retry-After (or, by rate_limit_header,
+an HTTP date or X-RateLimit-Reset only). /health is never limited or counted. The server
+counts every request per window (window_counts) for tests to check a client's budget.
 """
 
 from __future__ import annotations
@@ -22,8 +40,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import collections
+import email.utils
 import functools
 import json
+import math
 import random
 import secrets
 import threading
@@ -31,7 +52,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 __all__ = ["DemoAPI", "serve_in_background", "ENTRY_COUNT", "RECORD_COUNT"]
 
@@ -47,6 +68,9 @@ BASIC_ENTRY_COUNT = 100
 PROTECTED_RECORD_COUNT = 100
 PROTECTED_PAGE_SIZE = 25
 MAX_BODY_BYTES = 64 * 1024
+MAX_LATENCY_S = 10.0
+RATE_LIMIT_HEADERS = ("retry-after", "http-date", "reset", "none")
+PAGE_STYLES = ("next", "link", "cursor", "offset", "page")
 
 # Fixed seeds: random.Random with an int seed produces the same sequence in
 # every process, which is what makes the data stable across runs.
@@ -193,13 +217,22 @@ class _HTTPError(Exception):
 def _int_param(query: dict[str, str], name: str, default: int,
                minimum: int, maximum: Optional[int] = None) -> int:
     """Parse an integer query parameter, naming it in any 400 error."""
+    return _number_param(query, name, default, minimum, maximum, int, "an integer")
+
+
+def _float_param(query: dict[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    return _number_param(query, name, default, minimum, maximum, float, "a number")
+
+
+def _number_param(query: dict[str, str], name: str, default: Any, minimum: Any, maximum: Any,
+                  convert: Callable[[str], Any], kind: str) -> Any:
     raw = query.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = convert(raw)
     except ValueError:
-        raise _HTTPError(400, f"'{name}' must be an integer, got {raw!r}") from None
+        raise _HTTPError(400, f"'{name}' must be {kind}, got {raw!r}") from None
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise _HTTPError(400, f"'{name}' must be {bounds}, got {value}")
@@ -218,7 +251,26 @@ _ROUTES: dict[str, dict[str, str]] = {
     "/basic/entries": {"GET": "_basic_entries"},
     "/auth/token": {"POST": "_auth_token"},
     "/protected/data": {"GET": "_protected_data"},
+    **{f"/pages/{style}": {"GET": f"_pages_{style}"} for style in PAGE_STYLES},
+    "/flaky": {"GET": "_flaky", "POST": "_flaky"},
 }
+# Never rate-limited, slowed down or counted: a client must always be able to ask if we are up.
+_UNMETERED = frozenset({"/health"})
+
+
+def _encode_cursor(next_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{next_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        label, _, value = text.partition(":")
+        if label != "after":
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise _HTTPError(400, f"'cursor' is not a cursor this API gave: {cursor!r}") from None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -247,13 +299,32 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path.rstrip("/") or "/"
         # Single-valued view of the query string; the last value wins.
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        metered = path not in _UNMETERED
+        if metered:
+            self.server.api.in_flight_change(+1)
         try:
+            if metered:
+                self._meter(query)
             status, body, headers = self._route(method, path, query)
         except _HTTPError as exc:
             status, body, headers = exc.status, {"error": exc.message}, exc.headers
         except Exception as exc:  # keep the server alive for the next request
             status, body, headers = 500, {"error": f"internal error: {exc}"}, {}
+        finally:
+            if metered:
+                self.server.api.in_flight_change(-1)
         self._send_json(status, body, headers)
+
+    def _meter(self, query: dict[str, str]) -> None:
+        """Count the request, answer 429 past the rate limit, then wait out the latency."""
+        api = self.server.api
+        latency = _float_param(query, "latency", 0.0, 0.0, MAX_LATENCY_S)
+        limited = api.count_request()
+        if limited is not None:
+            raise _HTTPError(429, "rate limit exceeded", limited)
+        delay = api.latency_s + latency
+        if delay > 0:
+            time.sleep(delay)
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> _Response:
         methods = _ROUTES.get(path)
@@ -362,9 +433,109 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"data": data, "page": page, "next_page": next_page}, {}
 
 
+    # -- pagination practice ---------------------------------------------------
+
+    def _page_records(self, query: dict[str, str]) -> tuple[dict[str, Any], ...]:
+        count = _int_param(query, "count", RECORD_COUNT, minimum=0, maximum=RECORD_COUNT)
+        return all_records()[:count]
+
+    def _self_url(self, path: str, params: dict[str, Any], relative: bool = False) -> str:
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        if relative:
+            return f"{path}?{query}"
+        host = self.headers.get("Host") or f"{self.server.api.host}:{self.server.api.port}"
+        return f"http://{host}{path}?{query}"
+
+    @staticmethod
+    def _passed_on(query: dict[str, str], *names: str) -> dict[str, str]:
+        """The query parameters a page link keeps (the dataset, the latency...)."""
+        return {k: query[k] for k in ("count", "latency", "no_total", "relative", *names) if k in query}
+
+    def _pages_next(self, query: dict[str, str]) -> _Response:
+        records = self._page_records(query)
+        after = _int_param(query, "after", 0, minimum=0)
+        size = _int_param(query, "page_size", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+        page = list(records[after:after + size])
+        next_url = None
+        if after + size < len(records):
+            params = {**self._passed_on(query), "after": after + size, "page_size": size}
+            next_url = self._self_url("/pages/next", params, relative=query.get("relative") == "1")
+        return 200, {"data": page, "next": next_url}, {}
+
+    def _pages_link(self, query: dict[str, str]) -> _Response:
+        records = self._page_records(query)
+        page = _int_param(query, "page", 1, minimum=1)
+        size = _int_param(query, "per_page", 30, minimum=1, maximum=MAX_LIMIT)
+        last = max(1, math.ceil(len(records) / size))
+        data = list(records[(page - 1) * size:page * size])
+
+        def link(number: int, rel: str) -> str:
+            params = {**self._passed_on(query), "page": number, "per_page": size}
+            return f'<{self._self_url("/pages/link", params)}>; rel="{rel}"'
+
+        links = []
+        if page < last:
+            links.append(link(page + 1, "next"))
+        if page > 1:
+            links.append(link(page - 1, "prev"))
+        links += [link(1, "first"), link(last, "last")]
+        return 200, data, {"Link": ", ".join(links)}
+
+    def _pages_cursor(self, query: dict[str, str]) -> _Response:
+        records = self._page_records(query)
+        cursor = query.get("cursor")
+        after = _decode_cursor(cursor) if cursor else 0
+        size = _int_param(query, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+        page = list(records[after:after + size])
+        next_cursor = _encode_cursor(after + size) if after + size < len(records) else None
+        return 200, {"data": page, "meta": {"next_cursor": next_cursor, "count": len(page)}}, {}
+
+    def _pages_offset(self, query: dict[str, str]) -> _Response:
+        records = self._page_records(query)
+        offset = _int_param(query, "offset", 0, minimum=0)
+        size = _int_param(query, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+        body: dict[str, Any] = {"data": list(records[offset:offset + size]), "offset": offset, "limit": size}
+        if query.get("no_total") != "1":
+            body["total"] = len(records)
+        return 200, body, {}
+
+    def _pages_page(self, query: dict[str, str]) -> _Response:
+        records = self._page_records(query)
+        page = _int_param(query, "page", 1, minimum=1)
+        size = _int_param(query, "per_page", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+        body: dict[str, Any] = {"data": list(records[(page - 1) * size:page * size]), "page": page,
+                                "per_page": size}
+        if query.get("no_total") != "1":
+            body["total"] = len(records)
+            body["total_pages"] = math.ceil(len(records) / size)
+        return 200, body, {}
+
+    def _flaky(self, query: dict[str, str]) -> _Response:
+        key = query.get("key") or "default"
+        fail = _int_param(query, "fail", 1, minimum=0)
+        status = _int_param(query, "status", 503, minimum=400, maximum=599)
+        attempts = self.server.api.count_attempt(key)
+        if attempts <= fail:
+            headers: dict[str, str] = {}
+            retry_after = query.get("retry_after")
+            if retry_after == "date":
+                wait = _float_param(query, "wait", 1.0, 0.0, 3600.0)
+                headers["Retry-After"] = email.utils.formatdate(self.server.api.clock() + wait, usegmt=True)
+            elif retry_after:
+                headers["Retry-After"] = retry_after
+            if query.get("reset"):
+                headers["X-RateLimit-Reset"] = query["reset"]
+                headers["X-RateLimit-Remaining"] = "0"
+            raise _HTTPError(status, f"failing on purpose ({attempts} of {fail})", headers)
+        return 200, {"key": key, "attempts": attempts}, {}
+
+
 class _Server(ThreadingHTTPServer):
     # Request threads must not keep the process (or a test run) alive.
     daemon_threads = True
+    # socketserver's backlog of 5 drops the connections of a client that opens 8 at once;
+    # each dropped one arrives a second late, when its SYN is sent again.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: "DemoAPI"):
         self.api = api
@@ -393,8 +564,25 @@ class DemoAPI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  username: str = "demo", password: str = "demo-password",
                  client_id: str = "demo-client", client_secret: str = "demo-secret",
-                 token_ttl_s: int = 300):
+                 token_ttl_s: int = 300, latency_s: float = 0.0, rate_limit: Optional[int] = None,
+                 rate_window_s: float = 1.0, rate_limit_header: str = "retry-after",
+                 clock: Callable[[], float] = time.time):
+        if rate_limit_header not in RATE_LIMIT_HEADERS:
+            raise ValueError(f"rate_limit_header must be one of {RATE_LIMIT_HEADERS}, got {rate_limit_header!r}")
         self.host = host
+        # Slow and rate-limited API practice; each may be changed while the server runs.
+        self.latency_s = latency_s
+        self.rate_limit = rate_limit
+        self.rate_window_s = rate_window_s
+        self.rate_limit_header = rate_limit_header
+        self.clock = clock  # the rate windows' clock (Unix time); tests may pass a fake one
+        self.window_counts: collections.Counter[int] = collections.Counter()  # window -> requests
+        self.request_count = 0  # every request but /health
+        self.rejected = 0  # the 429s of the rate limit
+        self.arrivals: list[float] = []  # clock() of each counted request
+        self.in_flight = 0  # requests being answered now
+        self.max_in_flight = 0  # the most answered at once
+        self._attempts: collections.Counter[str] = collections.Counter()  # /flaky key -> requests
         self.username = username
         self.password = password
         self.client_id = client_id
@@ -510,6 +698,62 @@ class DemoAPI:
         with self._lock:
             self._tokens.clear()
 
+    # -- metering -------------------------------------------------------------
+
+    def count_request(self) -> Optional[dict[str, str]]:
+        """Count one request in its window; past the rate limit, the 429's headers."""
+        with self._lock:
+            now = self.clock()
+            window = math.floor(now / self.rate_window_s)
+            self.window_counts[window] += 1
+            self.request_count += 1
+            self.arrivals.append(now)
+            if self.rate_limit is None or self.window_counts[window] <= self.rate_limit:
+                return None
+            self.rejected += 1
+        reset_at = (window + 1) * self.rate_window_s
+        headers = {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": "0"}
+        wait = max(1, math.ceil(reset_at - now))  # delay-seconds is a whole number
+        if self.rate_limit_header == "retry-after":
+            headers["Retry-After"] = str(wait)
+        elif self.rate_limit_header == "http-date":
+            headers["Retry-After"] = email.utils.formatdate(now + wait, usegmt=True)
+        elif self.rate_limit_header == "reset":
+            headers["X-RateLimit-Reset"] = str(math.ceil(reset_at))
+        return headers
+
+    def in_flight_change(self, step: int) -> None:
+        with self._lock:
+            self.in_flight += step
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def max_requests_per_window(self) -> int:
+        with self._lock:
+            return max(self.window_counts.values(), default=0)
+
+    def max_requests_in_any(self, seconds: float) -> int:
+        """The most requests that arrived within any `seconds` (a sliding window)."""
+        with self._lock:
+            times = sorted(self.arrivals)
+        best, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] >= seconds:
+                first += 1
+            best = max(best, last - first + 1)
+        return best
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.window_counts.clear()
+            self.arrivals.clear()
+            self._attempts.clear()
+            self.request_count = self.rejected = self.max_in_flight = 0
+
+    def count_attempt(self, key: str) -> int:
+        with self._lock:
+            self._attempts[key] += 1
+            return self._attempts[key]
+
     def _count_token_request(self) -> None:
         with self._lock:
             self.token_requests += 1
@@ -531,9 +775,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--client-id", default="demo-client")
     parser.add_argument("--client-secret", default="demo-secret")
     parser.add_argument("--token-ttl", type=int, default=300, help="token lifetime in seconds")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--rate-limit", type=int, default=None,
+                        help="requests allowed per window; more answer 429")
+    parser.add_argument("--rate-window", type=float, default=1.0, help="the rate limit's window in seconds")
+    parser.add_argument("--rate-limit-header", choices=RATE_LIMIT_HEADERS, default="retry-after",
+                        help="how a 429 names its wait")
     args = parser.parse_args(argv)
     api = DemoAPI(host=args.host, port=args.port, username=args.username,
                   password=args.password, client_id=args.client_id,
-                  client_secret=args.client_secret, token_ttl_s=args.token_ttl)
+                  client_secret=args.client_secret, token_ttl_s=args.token_ttl,
+                  latency_s=args.latency, rate_limit=args.rate_limit, rate_window_s=args.rate_window,
+                  rate_limit_header=args.rate_limit_header)
     api.serve_forever(on_ready=lambda a: print(f"Demo API listening on {a.url}", flush=True))
     return 0

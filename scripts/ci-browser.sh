@@ -3,8 +3,10 @@
 # here; the tests launch /usr/bin/chromium). Idempotent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt-get or dpkg (an unattended upgrade, a parallel set-up step) to finish.
+APT=(apt-get -o DPkg::Lock::Timeout=600)
 if ! command -v chromium >/dev/null; then
     echo "ci-browser: installing chromium" >&2
-    apt-get update -q
-    apt-get install -y -q chromium fonts-dejavu-core
+    "${APT[@]}" update -q
+    "${APT[@]}" install -y -q chromium fonts-dejavu-core
 fi

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt-get or dpkg (an unattended upgrade, a parallel set-up step) to finish.
+APT=(apt-get -o DPkg::Lock::Timeout=600)
 
 DOCKERD_LOG="${TRIBUTARY_DOCKERD_LOG:-/var/log/tributary-dockerd.log}"
 ENGINE_WAIT_S=60
@@ -15,8 +17,8 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "ci-docker: installing ${missing[*]}" >&2
-    apt-get update -q
-    apt-get install -y -q "${missing[@]}"
+    "${APT[@]}" update -q
+    "${APT[@]}" install -y -q "${missing[@]}"
 fi
 
 if ! docker info >/dev/null 2>&1; then

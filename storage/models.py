@@ -77,6 +77,11 @@ class Run(SQLModel, table=True):
     parent_run_id: Optional[str] = Field(default=None, max_length=32)
     not_before: Optional[datetime] = None  # a retry waits until then
     scheduled_for: Optional[datetime] = None  # the schedule fire this run answers
+    # The run's outcome while it commits (two-phase, see core/execution.py): recorded before
+    # the first destination commits, cleared when the run ends. Holds the new state, the
+    # counts, the destinations to load and the kept spool, so that recovery can finish or
+    # fail the run from the destinations' ledgers if the process dies meanwhile.
+    pending_outcome: Optional[dict] = Field(default=None, sa_column=Column(JSON))
 
 
 class ActiveRun(SQLModel, table=True):

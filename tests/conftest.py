@@ -104,3 +104,19 @@ def any_store(request, monkeypatch, tmp_path):
 def demo_api():
     with DemoAPI() as api:
         yield api
+
+
+DOCKER_FIXTURES = {"docker_session_image", "docker_runner"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses the Docker engine `docker`, so that `make test` can run the
+    others on several processes and these in one (they share the engine's images): the tests of
+    the docker runner's own modules, those using its fixtures, and the docker case of a test
+    parametrised over the runners."""
+    marker = pytest.mark.docker
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (item.path.name.startswith("test_docker_") or DOCKER_FIXTURES & set(item.fixturenames)
+                or any(value == "docker" for value in params.values() if isinstance(value, str))):
+            item.add_marker(marker)

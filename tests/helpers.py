@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import duckdb
+
+T = TypeVar("T")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 DEMO_HOST = "127.0.0.1:8765"
@@ -39,3 +43,18 @@ def capture_queued_runs() -> list[str]:
     events.bus.subscribe(events.RunQueued, lambda event: queued.append(event.run_id))
     services.submit = lambda run_id: None  # queued above already
     return queued
+
+
+def wait_until(condition: Callable[[], T], timeout_s: float, message: str | Callable[[], str],
+               interval_s: float = 0.05) -> T:
+    """Poll `condition` until it returns something truthy, and return that; fail with `message`
+    (or what a callable `message` says then) once `timeout_s` has passed. In place of a fixed
+    sleep: as quick as the machine allows, as patient as the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{message() if callable(message) else message} (after {timeout_s} s)")
+        time.sleep(interval_s)

@@ -13,11 +13,16 @@ from tests.helpers import example, warehouse_rows
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cli_env(data_dir: Path) -> dict:
+    """The environment of a CLI process: this one's, but for Tributary's own settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
     env.update(TRIBUTARY_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=data_dir.parent, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=300)
+    return env
+
+
+def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=data_dir.parent, env=cli_env(data_dir),
+                          input=stdin, capture_output=True, text=True, timeout=300)
 
 
 def script_file(tmp_path: Path, name: str, api_url: str) -> str:

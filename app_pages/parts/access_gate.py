@@ -61,10 +61,12 @@ def _require_password(encoded: str) -> None:
         password = st.text_input("Team password", type="password", key="access:password")
         submitted = st.form_submit_button("Unlock", type="primary", icon=":material/lock_open:")
     if submitted:
-        wait = password_throttle.wait_s()
+        ip = st.context.ip_address  # the throttle counts each client address on its own
+        client = ip if isinstance(ip, str) else None  # None: this computer (or a test's stand-in)
+        wait = password_throttle.wait_s(client)
         if wait > 0:
             st.error(f"Too many wrong passwords: try again in {wait:.0f} s.")
-        elif password_throttle.check(password or "", encoded):
+        elif password_throttle.check(password or "", encoded, client):
             st.session_state[_GRANTED] = True
             st.rerun()
         else:

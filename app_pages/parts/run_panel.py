@@ -7,19 +7,31 @@ import streamlit as st
 
 from app_pages.parts.common import count_of, duration, status_badge
 from common.errors import Conflict, NotFound
-from core.runs import ACTIVE_STATUSES, cancel_run, get_run, read_log
+from core.run_log import size_text
+from core.runs import ACTIVE_STATUSES, cancel_run, get_run, read_log_tail, run_log_size
 
 TAIL_LINES = 400
+TAIL_BYTES = 512 * 1024  # what a page keeps of a log: its end, read from the end of the file
+
+
+def _log_state(run_id: str) -> tuple[str, int, bool]:
+    """The end of the log so far (at most TAIL_BYTES), the number of lines read, and whether
+    earlier output was skipped. Only the new bytes are read on each refresh, and of a log that
+    grew by more than TAIL_BYTES only its last TAIL_BYTES."""
+    key = f"runlog:{run_id}"
+    text, offset, earlier, lines = st.session_state.get(key, ("", 0, False, 0))
+    more, offset, skipped = read_log_tail(run_id, TAIL_BYTES, offset)
+    text = more if skipped else text + more
+    earlier, lines = earlier or skipped, lines + more.count("\n")
+    if len(text) > TAIL_BYTES:
+        text = text[len(text) - TAIL_BYTES:]
+        text, earlier = text[text.find("\n") + 1:], True
+    st.session_state[key] = (text, offset, earlier, lines)
+    return ("… earlier output not shown …\n" if earlier else "") + text, lines, earlier
 
 
 def _log_text(run_id: str) -> str:
-    """The log so far; only the new bytes are read on each refresh."""
-    key = f"runlog:{run_id}"
-    text, offset = st.session_state.get(key, ("", 0))
-    more, offset = read_log(run_id, offset)
-    text += more
-    st.session_state[key] = (text, offset)
-    return text
+    return _log_state(run_id)[0]
 
 
 def _tail(text: str) -> str:
@@ -60,8 +72,9 @@ def _live(run_id: str, key: str) -> None:
             cancel_run(run_id)
         except Conflict as exc:
             st.warning(str(exc))
-    text = _log_text(run_id)
-    st.caption(f"{len(text.splitlines())} log lines so far")
+    text, lines, earlier = _log_state(run_id)
+    st.caption(f"over {lines} log lines so far ({size_text(run_log_size(run_id))})" if earlier
+               else f"{lines} log lines so far")
     st.code(_tail(text) or "(waiting for output)", language=None)
     if run.status not in ACTIVE_STATUSES:
         st.rerun()  # the whole page: statuses, records and the final log

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from app_pages.access import allowed_hosts
 from common.errors import TributaryError, ValidationError
 from common.secrets import MASK, mask, secret_strings
 from common.settings import Settings, get_settings
@@ -285,6 +286,9 @@ def store_rows(settings: Settings | None = None) -> list[SettingRow]:
                    "TRIBUTARY_MAX_CONCURRENT_RUNS"),
         SettingRow("Misfire grace", f"{s.misfire_grace_s} s: a schedule missed while Tributary was down runs "
                                     "at start-up if it is no older than this", "TRIBUTARY_MISFIRE_GRACE_S"),
+        SettingRow("Run log limit", f"{s.run_log_limit_mb} MB a run: past it a log keeps its head and tail"
+                   if s.run_log_limit_mb > 0 else "none", "TRIBUTARY_RUN_LOG_LIMIT_MB"),
+        SettingRow("Allowed host names", ", ".join(sorted(allowed_hosts(s))), "TRIBUTARY_ALLOWED_HOSTS"),
     ]
 
 

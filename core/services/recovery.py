@@ -1,35 +1,189 @@
 """Recovery: what a process that died left behind, taken care of by a live one.
 
-Runs left active by a process of this host that no longer exists are marked failed (freeing
-their feeds; their watchers hear of it and the feed's retries apply), and the deliveries it
-left pending are sent. Called at the app's start-up and at every CLI command.
+Called at the app's start-up and at every CLI command (core/bootstrap.py Services.start), and
+every RECOVERY_POLL_S by the app (RecoveryService), for processes that die while it runs (a
+CLI `run`, another app process on this host). A run
+left active by a process of this host that no longer exists is settled by the two-phase
+commit's rules (core/execution.py):
+- no pending outcome (it died before its commit began): failed, nothing was loaded;
+- a pending outcome: the destinations' ledgers decide. Every one holds the run: the commit is
+  finished (the state advances, the run shows its counts and is not retried). None does: the
+  run failed cleanly. Some do: the others are loaded from the run's kept spool, and the commit
+  is finished; if that cannot be done, the run fails with a message naming the destinations
+  that hold it. A destination that cannot be asked leaves the run pending, for the next
+  recovery.
+A failed run frees its feed; its watchers hear of it and the feed's retries apply. The files
+of a settled run are removed, and so are those of runs that ended before their process could
+remove them. The deliveries a dead process left pending are resumed by bootstrap.
 """
 
 from __future__ import annotations
 
+import logging
+from contextlib import suppress
+from pathlib import Path
+from typing import Callable
+
 from sqlmodel import select, update
 
-from common.process import died
-from core.runs import ACTIVE_STATUSES, finish, finished, remove_work_dirs
+from common.process import died, worker_id
+from core.execution import counted, holding, partial_commit_error
+from core.services.loop import LoopService
+from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, remove_left_work_dirs,
+                       remove_work_dirs)
 from storage.db import session_scope
-from storage.models import Run
+from storage.destinations import get_destination
+from storage.destinations.base import LoadRequest
+from storage.models import Run, utcnow
+
+logger = logging.getLogger("tributary.recovery")
+
+INTERRUPTED = "interrupted: the process running it stopped"
+RECOVERY_POLL_S = 30.0
 
 
-def recover_interrupted_runs() -> list[str]:
-    """Mark the runs of dead processes failed; their ids."""
-    recovered = []
+class RecoveryService(LoopService):
+    """The app's recovery of runs that processes dying while it runs left (see above)."""
+
+    name = "recovery"
+
+    def __init__(self, poll_s: float = RECOVERY_POLL_S):
+        super().__init__(poll_s)
+
+    def run_once(self) -> list[str]:
+        recovered = recover_interrupted_runs()
+        if recovered:
+            logger.warning("settled %d run(s) a stopped process left: %s", len(recovered), ", ".join(recovered))
+        return recovered
+
+
+def recover_interrupted_runs(destinations: Callable = get_destination) -> list[str]:
+    """Settle the runs of dead processes (see the module docstring); the ids of those settled."""
     with session_scope() as session:
-        for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all():
-            if not died(run.worker):
-                continue
-            # Conditional, like the executor's claim: of two processes starting at once, one
-            # recovers the run (and notifies its watchers, and retries it).
-            claim = update(Run).where(Run.id == run.id, Run.status == run.status).values(status="failed")
-            if session.execute(claim).rowcount != 1:
-                continue
-            finish(session, run, "failed", "interrupted: the process running it stopped")
-            recovered.append(run.id)
+        left = [(run.id, run.status, run.worker, run.pending_outcome is not None)
+                for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all()
+                if died(run.worker)]
+    recovered = []
+    for run_id, status, worker, pending in left:
+        try:
+            settled = _reconcile(run_id, worker, destinations) if pending else _fail_interrupted(run_id, status)
+        except Exception:  # noqa: BLE001 - one run that cannot be settled must not keep the others
+            logger.exception("run %s could not be recovered; it is left for the next recovery", run_id)
+            continue
+        if settled:
+            recovered.append(run_id)
     for run_id in recovered:
         remove_work_dirs(run_id)
         finished(run_id)
+    with suppress(Exception):
+        remove_left_work_dirs()
     return recovered
+
+
+def _fail_interrupted(run_id: str, status: str) -> bool:
+    with session_scope() as session:
+        # Conditional, like the executor's claim: of two processes starting at once, one
+        # recovers the run (and notifies its watchers, and retries it).
+        claim = update(Run).where(Run.id == run_id, Run.status == status).values(status="failed")
+        if session.execute(claim).rowcount != 1:
+            return False
+        run = session.get(Run, run_id)
+        session.refresh(run)
+        error = INTERRUPTED
+        if status == "loading":
+            error += " before its commit began: nothing was loaded, the state did not advance"
+        finish(session, run, "failed", error)
+    return True
+
+
+def _claim_pending(run_id: str, dead_worker: str | None, worker: str | None) -> bool:
+    """Take a pending run over from its dead process (or give it back): conditional, so that
+    of two recovering processes one settles it. If this process dies too, the next recovery
+    sees this process dead and takes it over in turn (every step below is idempotent)."""
+    with session_scope() as session:
+        claim = (update(Run).where(Run.id == run_id, Run.status == "loading", Run.worker == dead_worker)
+                 .values(worker=worker))
+        return session.execute(claim).rowcount == 1
+
+
+def _reconcile(run_id: str, dead_worker: str | None, destinations: Callable) -> bool:
+    me = worker_id()
+    if not _claim_pending(run_id, dead_worker, me):
+        return False
+    try:
+        return _settle(run_id, dead_worker, me, destinations)
+    except BaseException:
+        with suppress(Exception):  # give it back: the next recovery tries again
+            _claim_pending(run_id, me, dead_worker)
+        raise
+
+
+def _settle(run_id: str, dead_worker: str | None, me: str, destinations: Callable) -> bool:
+    run = get_run(run_id)
+    pending = run.pending_outcome
+    note = _RecoveryNote(run.log_path)
+    held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], run_id)
+    note(f"recovering: the process committing this run stopped; destinations holding it: {', '.join(held) or 'none'}")
+    if unknown:
+        # Cannot tell what was committed: settle nothing now, let a later recovery ask again.
+        note("could not ask " + ", ".join(f"{n} ({e})" for n, e in unknown.items()) + ": left pending")
+        _claim_pending(run_id, me, dead_worker)
+        return False
+    if not held:
+        _fail(run_id, INTERRUPTED + " before any destination committed: nothing was loaded, the state did not advance")
+        note("run failed: no destination holds it")
+        return True
+    results = dict(run.destination_results or {})
+    for name in missing:
+        error = _complete_load(run_id, pending, name, destinations, results, note)
+        if error is not None:
+            now_held = held + [n for n in missing if n in results]
+            rest = [n for n in missing if n not in results]
+            _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}"))
+            note(f"run failed: {error}")
+            return True
+    loaded, results = counted(pending, results, destinations)
+    complete_run(run_id, pending, loaded, results)
+    note(f"run succeeded on recovery: {loaded} records loaded; state "
+         f"{'saved' if pending['state_saved'] else 'unchanged'}")
+    return True
+
+
+def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable, results: dict,
+                   note: Callable[[str], None]) -> str | None:
+    """Load a destination the run's process did not reach from the kept spool; None, or why not."""
+    files = [Path(f) for f in pending["spool"]]
+    absent = [f.name for f in files if not f.is_file()]
+    if absent:
+        return f"the run's spool is gone ({', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}), so {name} cannot be loaded"
+    request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"], run_id=run_id,
+                          loaded_at=utcnow(), primary_key=list(pending["primary_key"]),
+                          max_rejected_ratio=pending["max_rejected_ratio"])
+    try:
+        result = destinations(name).load(request)
+    except Exception as exc:  # noqa: BLE001 - reported on the run
+        return f"loading {name} from the kept spool failed: {exc}"
+    results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
+                     "rejected": result.rejected}
+    note(f"{name}: {result.rows} rows committed from the kept spool")
+    return None
+
+
+def _fail(run_id: str, error: str) -> None:
+    with session_scope() as session:
+        finish(session, session.get(Run, run_id), "failed", error)
+
+
+class _RecoveryNote:
+    """Appends recovery's lines to the run's log, where its earlier lines are."""
+
+    def __init__(self, path: str | None):
+        self._path = Path(path) if path else None
+
+    def __call__(self, message: str) -> None:
+        logger.info(message)
+        if self._path is None:
+            return
+        with suppress(OSError):
+            with open(self._path, "a", encoding="utf-8") as handle:
+                handle.write(f"[tributary {utcnow().strftime('%H:%M:%S')}] {message}\n")

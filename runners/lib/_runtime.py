@@ -73,6 +73,22 @@ def dumps_line(obj) -> bytes:
         return _dumps(obj, default=_default, option=_OPTIONS_ANY_KEYS)
 
 
+MISSING = object()
+
+
+def dig(data, path: str, default=None):
+    """The value at a dotted path ("meta.next_cursor", "data.0.id") in JSON, or default."""
+    current = data
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return default
+    return current
+
+
 def _type_name(value) -> str:
     return type(value).__name__
 

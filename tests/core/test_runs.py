@@ -238,3 +238,17 @@ def test_a_run_whose_dead_process_pid_is_reused_is_recovered_and_a_living_ones_r
             session.add(row)
     assert recover_interrupted_runs() == [before_restart.id]
     assert get_run(running_here.id).status == "running"
+
+
+def test_the_files_of_a_run_whose_process_died_after_it_ended_are_removed_by_recovery(tributary):
+    from core.services.recovery import recover_interrupted_runs
+
+    create_feed(FeedSpec(name="paged", script=PAGED))
+    ended = run("paged")
+    work_root = get_settings().work_root
+    left = [work_root / ended.id, work_root / f"{ended.id}.parts", work_root / f"{ended.id}.stage-duckdb"]
+    active = create_run("paged")
+    for path in left + [work_root / f"{active.id}.parts", work_root / "not-a-run"]:
+        path.mkdir(parents=True)
+    assert recover_interrupted_runs() == []
+    assert sorted(p.name for p in work_root.iterdir()) == sorted([f"{active.id}.parts", "not-a-run"])

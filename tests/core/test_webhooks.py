@@ -67,3 +67,30 @@ def test_rate_limiter_window():
     limiter = webhooks.RateLimiter(window_s=60)
     assert [limiter.allow("f", 2, now=t) for t in (0, 1, 2)] == [True, True, False]
     assert limiter.allow("f", 2, now=60.5)  # the first call left the window
+
+
+def test_payloads_that_are_not_json_or_nest_too_deeply_are_refused_with_400():
+    assert webhooks.parse_payload(b"") is None and webhooks.parse_payload(b"  \n") is None
+    assert webhooks.parse_payload(b'{"a": [1, {"b": "[[[["}]}') == {"a": [1, {"b": "[[[["}]}
+    deep_ok = b"[" * 64 + b"]" * 64
+    assert webhooks.parse_payload(deep_ok) is not None
+    for raw, message in [(b"{nope", "not valid JSON"), (b"[" * 65 + b"]" * 65, "deeper than 64 levels"),
+                         (b"[" * 100_000, "deeper than 64 levels"), (b'{"a": "\\"[[[' + b"[" * 70 + b'"}', None)]:
+        if message is None:  # brackets inside a string (after an escaped quote) do not nest
+            assert webhooks.parse_payload(raw) == {"a": '"[[[' + "[" * 70}
+            continue
+        with pytest.raises(webhooks.PayloadProblem) as caught:
+            webhooks.parse_payload(raw)
+        assert caught.value.status == 400 and message in str(caught.value)
+
+
+def test_a_body_over_one_mebibyte_is_413():
+    with pytest.raises(webhooks.PayloadProblem) as caught:
+        webhooks.parse_payload(b" " * (webhooks.MAX_BODY_BYTES + 1))
+    assert caught.value.status == 413
+
+
+def test_the_token_is_checked_on_its_own_before_any_body(hooked):
+    assert webhooks.check_token("hooked", hooked) is None
+    assert webhooks.check_token("hooked", "wrong")[0] == 401
+    assert webhooks.check_token("nope", hooked)[0] == 404

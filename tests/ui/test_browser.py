@@ -2,23 +2,24 @@
 logs and the preview, goes through the four stages, saves and runs the feed; a draft
 survives a reload; a 10 s run leaves the UI responsive while its log grows on screen.
 
-Screenshots of each stage go to docs/screenshots/ (the README shows them)."""
+Screenshots of each stage go to a temporary folder, or to TRIBUTARY_SCREENSHOT_DIR:
+`make screenshots` sets it to docs/screenshots/, which the README shows."""
 
 from __future__ import annotations
 
+import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import missing_service
+from tests.helpers import wait_until
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS, ace_text, chromium_available, type_in_ace, wait_until_idle
 from tests.ui.server import start_server
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 MARKER = "# typed in a real browser"
 
 
@@ -63,15 +64,27 @@ def enter(field, text: str) -> None:
     field.press("Enter")
 
 
-def shot(page, name: str) -> None:
-    """The whole page: Streamlit scrolls inside its main area, so the window is made tall
-    enough to show all of it, then put back."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go: TRIBUTARY_SCREENSHOT_DIR (`make screenshots` sets it to
+    docs/screenshots, which the README shows), else a temporary folder of the test run."""
+    configured = os.environ.get("TRIBUTARY_SCREENSHOT_DIR")
+    folder = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shot(page, shots: Path, name: str) -> None:
+    """The whole page, into the folder `shots`: Streamlit scrolls inside its main area, so the
+    window is made tall enough to show all of it, then put back."""
     size = page.viewport_size
     height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], height + 40)})
-    time.sleep(0.5)  # let the layout settle at the new size
-    page.screenshot(path=str(SHOTS / name))
+    tall = max(size["height"], height + 40)
+    page.set_viewport_size({"width": size["width"], "height": tall})
+    # The layout settles at the new size: the window has it, and the page has drawn two frames since.
+    page.wait_for_function("tall => window.innerHeight === tall", arg=tall)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    page.screenshot(path=str(shots / name))
     page.set_viewport_size(size)
 
 
@@ -94,7 +107,7 @@ def script_lines(api_url: str) -> list[str]:
     ]
 
 
-def test_four_stages_test_save_and_run_in_a_browser(page, server):
+def test_four_stages_test_save_and_run_in_a_browser(page, server, shots):
     from playwright.sync_api import expect
 
     open_page(page, server, "/new-feed")
@@ -119,7 +132,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     page.get_by_role("button", name="Save parameters").click()
     wait_until_idle(page)
     expect(page.get_by_text("Edit parameters")).to_be_visible()
-    shot(page, "stage1-connection.png")
+    shot(page, shots, "stage1-connection.png")
     page.get_by_role("button", name="Next").click()
 
     # Stage 2: type the script, TEST it, watch the live logs, then the preview.
@@ -137,7 +150,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     enter(page.get_by_label("Feed Name", exact=True), "browser_entries")
     wait_until_idle(page)
     expect(page.get_by_text("Not used by another feed")).to_be_visible()
-    shot(page, "stage2-import-configuration.png")
+    shot(page, shots, "stage2-import-configuration.png")
 
     # The draft survives a reload: same stage, same script, same test result.
     page.reload()
@@ -153,7 +166,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     expect(page.get_by_text(re.compile("table browser_entries in the DuckDB file"))).to_be_visible()
     page.get_by_text("Local Parquet files").click()
     wait_until_idle(page)
-    shot(page, "stage3-destination.png")
+    shot(page, shots, "stage3-destination.png")
     page.get_by_role("button", name="Next").click()
 
     # Stage 4: the trigger (manual unless chosen; its other choices have a test of their own
@@ -166,13 +179,13 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server):
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_text("run succeeded: 100 records loaded").first).to_be_visible(timeout=60_000)
     wait_until_idle(page)
-    shot(page, "feeds.png")
+    shot(page, shots, "feeds.png")
 
     # The rows are on the Data page.
     page.get_by_role("link", name="Data").click()
     expect(page.get_by_text("Browse a table")).to_be_visible()
     wait_until_idle(page)
-    shot(page, "data.png")
+    shot(page, shots, "data.png")
 
 
 SLOW_SCRIPT = """import time
@@ -190,7 +203,7 @@ def log_lines_on_screen(page) -> int:
     return int(captions[0].split()[0]) if captions else -1
 
 
-def test_run_now_on_a_10_s_feed_keeps_the_ui_responsive_while_its_log_grows(page, server, monkeypatch):
+def test_run_now_on_a_10_s_feed_keeps_the_ui_responsive_while_its_log_grows(page, server, shots, monkeypatch):
     from playwright.sync_api import expect
 
     from core.feeds import FeedSpec, create_feed
@@ -215,17 +228,12 @@ def test_run_now_on_a_10_s_feed_keeps_the_ui_responsive_while_its_log_grows(page
     assert get_run(run.id).status == "running", "the run ended before the page answered"
 
     # The log grows on screen while the run is still running.
-    grew_while_running = False
-    deadline = time.monotonic() + 20
-    while not grew_while_running and time.monotonic() < deadline:
-        running = get_run(run.id).status == "running"
-        grew_while_running = running and log_lines_on_screen(page) > first
-        time.sleep(0.5)
-    assert grew_while_running, f"the log did not grow on screen while the run was running (from {first} lines)"
+    wait_until(lambda: get_run(run.id).status == "running" and log_lines_on_screen(page) > first, 20,
+               f"the log did not grow on screen while the run was running (from {first} lines)", interval_s=0.2)
 
     expect(page.get_by_text("run succeeded: 10 records loaded").first).to_be_visible(timeout=60_000)
     wait_until_idle(page)
-    shot(page, "feeds-run.png")
+    shot(page, shots, "feeds-run.png")
     dispose_all()
 
 
@@ -287,7 +295,7 @@ def trigger_call(server, feed: str, token: str) -> int:
                          timeout=10).status_code
 
 
-def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(page, server, monkeypatch):
+def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(page, server, shots, monkeypatch):
     from playwright.sync_api import expect
 
     from core.runs import list_runs, wait_for_run
@@ -316,7 +324,7 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     expect(page.get_by_text(described, exact=True)).to_be_visible()
     expect(page.get_by_text("Wed 2099-04-01 12:00 Europe/London (11:00 UTC)")).to_be_visible()
     expect(page.get_by_role("button", name="Save")).to_be_enabled()
-    shot(page, "stage4-trigger.png")
+    shot(page, shots, "stage4-trigger.png")
 
     # Basic schedule (every N minutes) and run once at a time are previewed the same way.
     choose(page, "Schedule", "Basic")
@@ -355,6 +363,6 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     assert new_token != token
     assert trigger_call(server, "browser_hook", token) == 401
     assert trigger_call(server, "browser_hook", new_token) == 202
-    shot(page, "stage4-webhook.png")
+    shot(page, shots, "stage4-webhook.png")
     wait_for_run(list_runs("browser_hook")[0].id, timeout_s=60)
     dispose_all()

@@ -9,6 +9,7 @@ from core.feeds import FeedSpec, create_feed, get_feed
 from core.runs import cancel_run, get_run, list_runs, wait_for_run
 from core.bootstrap import start_run
 from app_pages.view_models.warehouse_browser import list_tables
+from tests.helpers import wait_until
 from tests.ui.conftest import button, labelled, landed_on, texts, wait_for_test
 
 THREE = "from lib import outputStream\nfor i in range(3):\n    outputStream.write({'i': i})\n"
@@ -86,18 +87,16 @@ def test_run_now_returns_at_once_and_the_log_grows_while_the_run_goes_on(app):
     assert time.monotonic() - clicked < 5, "the page waited for the 10 s run"
     assert "Run of slow" in texts(at)
     [run] = list_runs("slow")
-    deadline = time.monotonic() + 15
-    while get_run(run.id).status != "running" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.5)
-    at.run()
-    early = texts(at)
-    assert "tick 0" in early
+
+    def page_once_it_shows(line: str):
+        page = texts(at.run())
+        return page if line in page else None
+
+    early = wait_until(lambda: page_once_it_shows("tick 0"), 15, "the run's first log line did not reach the page",
+                       interval_s=0.2)
     assert row_buttons(at, "slow")["Run now"].disabled  # one run at a time
-    time.sleep(2.5)
-    at.run()
-    later = texts(at)
-    assert later.count("tick ") > early.count("tick "), "the log did not grow"
+    wait_until(lambda: texts(at.run()).count("tick ") > early.count("tick "), 15, "the log did not grow",
+               interval_s=0.2)
     assert get_run(run.id).status == "running"
     assert wait_for_run(run.id, timeout_s=30).status == "succeeded"
 

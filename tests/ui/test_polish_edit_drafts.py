@@ -9,7 +9,7 @@ SCRIPT = "from lib import outputStream\noutputStream.write({'id': 1})\n"
 
 
 def next_button(at):
-    [found] = [b for b in at.button if b.label in ("Next", "NEXT")]
+    [found] = [b for b in at.button if b.label == "Next"]
     return found
 
 

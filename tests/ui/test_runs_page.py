@@ -3,12 +3,12 @@ run's detail: its log (live while it runs, with Cancel), the state before and af
 error with its line."""
 
 import json
-import time
 
 from core.feeds import FeedSpec, create_feed
 from core.runs import wait_for_run
 from core.bootstrap import start_run
 from core.state import reset_state
+from tests.helpers import wait_until
 from tests.ui.conftest import button, errors, labelled, texts
 
 INCREMENTAL = (
@@ -66,14 +66,11 @@ def test_the_log_of_an_active_run_grows_and_the_run_can_be_cancelled(app):
     create_feed(FeedSpec(name="slow", script=SLOW))
     reset_state("slow", {})
     run = start_run("slow")
-    deadline = time.monotonic() + 10
-    while "tick 1" not in open_log(run.id) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "tick 1" in open_log(run.id), 10, "the run logged no second line")
     at = app("runs", run=run.id)
     first = lines_so_far(at)
-    time.sleep(1.5)
-    at.run()
-    assert lines_so_far(at) > first
+    wait_until(lambda: lines_so_far(at.run()) > first, 10, f"the log on the page stayed at {first} lines",
+               interval_s=0.2)
     button(at, "Cancel run").click().run()
     assert wait_for_run(run.id, timeout_s=15).status == "cancelled"
     at.run()
