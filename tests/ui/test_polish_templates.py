@@ -22,7 +22,7 @@ def editor_text(at) -> str:
 
 
 def test_a_basic_auth_connection_starts_from_a_template_using_it(app):
-    create_connection("Shop", "basic", ConnectionInput(username="ann", password="pw"))
+    create_connection("Shop", "basic", ConnectionInput(username="ann", password="pass-word"))
     at = at_stage_2(app, "Shop")
     assert "from lib import connection, outputStream, metadata" in editor_text(at)
     assert "The template uses `connection` from `lib`" in texts(at) and "**Shop** (Basic Auth" in texts(at)
@@ -41,7 +41,7 @@ def test_a_custom_auth_connection_too_and_no_connection_keeps_peaks_template(app
 
 
 def test_a_script_the_user_wrote_is_kept_when_the_connection_changes(app):
-    create_connection("Shop", "basic", ConnectionInput(username="ann", password="pw"))
+    create_connection("Shop", "basic", ConnectionInput(username="ann", password="pass-word"))
     at = at_stage_2(app)
     type_script(at, MINE)
     go_to_stage(at, 1)
