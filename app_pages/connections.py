@@ -2,14 +2,16 @@
 
 import streamlit as st
 
-from app_pages.parts.common import flash, show_flash
+from app_pages.parts.common import count_of, flash, show_flash
 from app_pages.parts.connection_forms import (
     connection_details,
     open_new_connection,
     parameters_form,
     show_open_dialogs,
     take_created,
+    test_connection,
 )
+from core.connection_check import feeds_by_connection
 from core.connections import list_connections
 from core.validation import AUTH_TYPES
 
@@ -17,7 +19,7 @@ PENDING = "connections:pending"  # a connection named in the dialog, parameters 
 
 title, new = st.columns([4, 1.4], vertical_alignment="bottom")
 title.title("Connections", anchor=False)
-if new.button("NEW CONNECTION", icon=":material/add:", key="connections:new", width="stretch"):
+if new.button("New connection", icon=":material/add:", key="connections:new", width="stretch"):
     open_new_connection("connections-page")
     st.rerun()
 show_flash()
@@ -46,8 +48,13 @@ if pending:
 connections = list_connections()
 if not connections and not pending:
     st.info("No connections yet. A connection keeps an API's credentials out of your scripts.")
+used = feeds_by_connection()
 for conn in connections:
     with st.container(border=True):
         st.markdown(f":material/key: **{conn.name}** · {AUTH_TYPES.get(conn.auth_type, conn.auth_type)}")
+        users = used.get(conn.name, [])
+        st.caption(f":material/conversion_path: Used by {count_of(len(users), 'feed')}: {', '.join(users)}"
+                   if users else ":material/conversion_path: Not used by any feed")
         connection_details(conn.name, f"connections:{conn.name}")
+        test_connection(conn.name, conn.auth_type, f"connections:{conn.name}")
 show_open_dialogs()

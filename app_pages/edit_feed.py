@@ -34,6 +34,8 @@ if draft is None or draft.original_name != name:
     except NotFound as exc:
         st.error(str(exc))
         st.stop()
+    if draft.saved_at and not feed_editor.has_unsaved_changes(draft):
+        feed_editor.autosave(draft)  # a draft left with nothing in it is no unsaved change: dropped
     st.session_state[CURRENT] = draft
 
 if draft.saved_at:

@@ -22,6 +22,8 @@ TEST_KEY = "feeds-page-test"
 
 def _close_delete() -> None:
     st.session_state.pop(DELETE_DIALOG, None)
+    for key in ("feeds:delete-drop", "feeds:delete-typed"):  # the next delete asks afresh
+        st.session_state.pop(key, None)
 
 
 @st.dialog("Delete feed", on_dismiss=_close_delete)
@@ -29,8 +31,16 @@ def delete_dialog(name: str) -> None:
     st.write(f"Delete the feed **{name}** and its run history?")
     drop = st.checkbox("Also delete its data in the warehouse", key="feeds:delete-drop",
                        help="Left unticked, the table and files the feed loaded stay where they are.")
+    confirmed = True
+    if drop:
+        st.warning("Its table and files are dropped from the warehouse: the data cannot be recovered.",
+                   icon=":material/warning:")
+        typed = st.text_input(f"Type {name} to delete the feed with its data", key="feeds:delete-typed",
+                              placeholder=name, live=True)
+        confirmed = (typed or "").strip() == name
     delete, cancel = st.columns(2)
-    if delete.button("Yes, delete", type="primary", key="feeds:delete-confirm", width="stretch"):
+    if delete.button("Yes, delete", type="primary", key="feeds:delete-confirm", width="stretch",
+                     disabled=not confirmed, help=None if confirmed else "Type the feed's name first"):
         try:
             delete_feed(name, drop_data=drop)
         except (Conflict, NotFound, TributaryError) as exc:

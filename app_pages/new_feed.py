@@ -10,6 +10,7 @@ from common.errors import NotFound, ValidationError
 from app_pages.view_models.test_sessions import forget_test
 
 CURRENT = "editor:new-draft"
+START_OVER = "new-feed:start-over-asked"  # the draft whose Start over waits for a confirmation
 
 
 def current_draft() -> feed_editor.FeedDraft:
@@ -38,6 +39,24 @@ def start_over(draft: feed_editor.FeedDraft) -> None:
     st.query_params["draft"] = st.session_state[CURRENT].id
 
 
+def _close_start_over() -> None:
+    st.session_state.pop(START_OVER, None)
+
+
+@st.dialog("Start over", on_dismiss=_close_start_over)
+def start_over_dialog(draft: feed_editor.FeedDraft) -> None:
+    st.write(f"Discard the draft **{draft.title}** (its connection choice, script, test and settings) and "
+             "begin a new feed? This cannot be undone.")
+    yes, cancel = st.columns(2)
+    if yes.button("Yes, start over", type="primary", key="new-feed:start-over-confirm", width="stretch"):
+        _close_start_over()
+        start_over(draft)
+        st.rerun()
+    if cancel.button("Cancel", key="new-feed:start-over-cancel", width="stretch"):
+        _close_start_over()
+        st.rerun()
+
+
 draft = current_draft()
 title, actions = st.columns([4, 2], vertical_alignment="bottom")
 title.title("New feed", anchor=False)
@@ -52,7 +71,9 @@ with actions:
                     st.rerun()
     if st.button("Start over", icon=":material/restart_alt:", key="new-feed:start-over",
                  help="Discard this draft and begin a new feed from Peak's template"):
-        start_over(draft)
+        st.session_state[START_OVER] = draft.id
         st.rerun()
 show_flash()
+if st.session_state.get(START_OVER) == draft.id:
+    start_over_dialog(draft)
 editor.render(draft)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +60,17 @@ def read_preview(files: list[Path], limit: int) -> list[dict]:
     return records
 
 
+def _cancel_when_set(handle, cancel: threading.Event, finished: threading.Event) -> None:
+    while not finished.is_set():
+        if cancel.wait(0.2):
+            handle.cancel()
+            return
+
+
 def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None = None,
-                   settings: Settings | None = None) -> PreviewResult:
+                   settings: Settings | None = None, cancel: threading.Event | None = None) -> PreviewResult:
     """Run a script exactly as a run would, but stop after the preview's records and write
-    nothing to any destination or state."""
+    nothing to any destination or state. Setting `cancel` stops the script (status "cancelled")."""
     settings = settings or get_settings()
     raise_if(dependency_problems(request.dependencies))
     conn = get_connection(request.connection) if request.connection else None
@@ -85,12 +93,21 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
     )
     try:
         try:
-            outcome = get_runner(settings.runner, settings).start(job, sink).wait()
+            handle = get_runner(settings.runner, settings).start(job, sink)
+            finished = threading.Event()
+            if cancel is not None:
+                threading.Thread(target=_cancel_when_set, args=(handle, cancel, finished), daemon=True,
+                                 name="tributary-test-cancel").start()
+            try:
+                outcome = handle.wait()
+            finally:
+                finished.set()
         except TributaryError as exc:
             return PreviewResult(False, "failed", [], 0, None, 0.0, output.lines(), error=str(exc))
         preview = read_preview(outcome.spool_files(), settings.preview_records)
         return PreviewResult(
-            ok=outcome.ok, status="succeeded" if outcome.ok else "failed", records=preview,
+            ok=outcome.ok, records=preview,
+            status="succeeded" if outcome.ok else "cancelled" if outcome.status == "cancelled" else "failed",
             count=outcome.records, metadata=outcome.metadata, duration_s=round(outcome.duration_s, 3),
             logs=output.lines(), error=outcome.error, error_line=outcome.error_line,
         )
@@ -98,7 +115,8 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def preview_feed(name: str, run_to_completion: bool = False, on_log=None) -> PreviewResult:
+def preview_feed(name: str, run_to_completion: bool = False, on_log=None,
+                 cancel: threading.Event | None = None) -> PreviewResult:
     feed = get_feed(name)
     with session_scope() as session:
         state = current_state_in(session, feed.id)
@@ -107,4 +125,4 @@ def preview_feed(name: str, run_to_completion: bool = False, on_log=None) -> Pre
         metadata=state, run_to_completion=run_to_completion, timeout_s=feed.timeout_s,
         memory_limit_mb=feed.memory_limit_mb, network=feed.network,
     )
-    return preview_script(request, on_log)
+    return preview_script(request, on_log, cancel=cancel)

@@ -13,7 +13,7 @@ import uuid
 import streamlit as st
 from streamlit_ace import st_ace
 
-from app_pages.parts.common import flash, forget_keys, show_problems
+from app_pages.parts.common import count_of, flash, forget_keys, sentence_start, show_problems
 from app_pages.view_models.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
@@ -25,9 +25,10 @@ from core.connections import (
     get_connection,
     masked_view,
 )
+from core.connection_check import check_connection, feeds_using, needs_url
 from common.errors import Conflict, NotFound, TributaryError, ValidationError
 from common.secrets import MASK
-from core.validation import AUTH_TYPES, connection_name_problems
+from core.validation import AUTH_TYPES, NAME_MAX, connection_name_problems
 
 _NEW_DIALOG = "conn:new-dialog"  # holds the caller's tag while the dialog is open
 _DELETE_DIALOG = "conn:delete-dialog"  # holds the name of the connection to delete
@@ -64,8 +65,8 @@ def _close_new() -> None:
 
 @st.dialog("New connection", on_dismiss=_close_new)
 def _new_connection_dialog(tag: str) -> None:
-    name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=60,
-                         help="1-50 letters and digits, e.g. SalesApi")
+    name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=NAME_MAX,
+                         help=f"1-{NAME_MAX} letters and digits, e.g. SalesApi")
     for _, message in connection_name_problems(name or "") if name else []:
         st.caption(f":red[:material/close: Connection name {message}]")
     auth_type = st.radio("Authentication type", list(AUTH_TYPES), format_func=AUTH_TYPES.get, key="newconn:auth",
@@ -83,7 +84,7 @@ def _new_connection_dialog(tag: str) -> None:
             try:
                 create_connection(name, "none")  # nothing more to enter
             except (ValidationError, Conflict) as exc:  # e.g. taken a moment ago in another tab
-                show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+                show_problems(_problems_of(exc))
                 return
             saved = True
         st.session_state[CREATED] = {"tag": tag, "name": name, "auth_type": auth_type, "saved": saved}
@@ -92,6 +93,13 @@ def _new_connection_dialog(tag: str) -> None:
     if cancel.button("Cancel", key="newconn:cancel", width="stretch"):
         _close_new()
         st.rerun()
+
+
+def _problems_of(exc: ValidationError | Conflict) -> list[tuple[str, str]]:
+    if isinstance(exc, ValidationError):
+        return exc.problems
+    field, colon, message = str(exc).partition(": ")  # "connection name: 'Sales' is already taken"
+    return [(field, message)] if colon else [("connection", str(exc))]
 
 
 # ---------------------------------------------------------------- parameters
@@ -122,7 +130,7 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
         else:
             create_connection(name, auth_type, data)
     except (ValidationError, Conflict) as exc:
-        show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+        show_problems(_problems_of(exc))
         return False
     st.session_state[generation_key] = st.session_state.get(generation_key, 0) + 1
     return True
@@ -227,8 +235,8 @@ def _annotations(text: str | None) -> list[dict]:
 # ---------------------------------------------------------------- saved connections
 
 
-def connection_details(name: str, prefix: str) -> None:
-    """A saved connection: masked parameters, their edit form and a Delete button."""
+def connection_details(name: str, prefix: str, deletable: bool = True) -> None:
+    """A saved connection: masked parameters, their edit form and (where asked) a Delete button."""
     try:
         view = masked_view(get_connection(name))
     except NotFound as exc:
@@ -245,7 +253,7 @@ def connection_details(name: str, prefix: str) -> None:
             if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
                 flash(f"Connection {name} saved.")
                 st.rerun()
-    if st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
+    if deletable and st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
         st.session_state[_DELETE_DIALOG] = name
         st.rerun()
 
@@ -269,6 +277,10 @@ def _close_delete() -> None:
 @st.dialog("Delete connection", on_dismiss=_close_delete)
 def _delete_dialog(name: str) -> None:
     st.write(f"Delete the connection **{name}**? Its credentials are erased; this cannot be undone.")
+    users = feeds_using(name)
+    if users:
+        st.warning(f"It is used by {count_of(len(users), 'feed')}: {', '.join(users)}. Change their connection "
+                   "or delete them first: it cannot be deleted while they use it.", icon=":material/block:")
     delete, cancel = st.columns(2)
     if delete.button("Yes, delete", type="primary", key="conn:delete-confirm", width="stretch"):
         try:
@@ -282,3 +294,30 @@ def _delete_dialog(name: str) -> None:
     if cancel.button("Cancel", key="conn:delete-cancel", width="stretch"):
         _close_delete()
         st.rerun()
+
+
+# ---------------------------------------------------------------- Test connection
+
+
+def test_connection(name: str, auth_type: str, prefix: str) -> None:
+    """Make one call with the connection and show how the API answered (never a secret)."""
+    with st.expander("Test connection", icon=":material/network_check:"):
+        url = None
+        if needs_url(auth_type):
+            url = st.text_input("URL to call", key=f"{prefix}:check-url", placeholder="https://api.example.com/health",
+                                help="A GET to this URL" + (" with the username and password" if auth_type == "basic"
+                                                            else ""))
+        else:
+            st.caption("Calls the authorization URL as a script would, and looks for the token in its answer.")
+        if not st.button("Test connection", icon=":material/network_check:", key=f"{prefix}:check"):
+            return
+        try:
+            with st.spinner("Calling the API…"):
+                result = check_connection(name, url)
+        except (ValidationError, NotFound) as exc:
+            show_problems(exc.problems if isinstance(exc, ValidationError) else [("connection", str(exc))])
+            return
+        if result.ok:
+            st.success(sentence_start(result.summary), icon=":material/check_circle:")
+        else:
+            st.error(sentence_start(result.summary), icon=":material/error:")

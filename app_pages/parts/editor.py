@@ -24,7 +24,7 @@ _RENDERERS = (stage_connection.render, stage_import.render, stage_destination.re
 def render(draft: FeedDraft) -> None:
     before = asdict(draft)
     if feed_editor.record_finished_test(draft, current_test(draft.id)):
-        feed_editor.persist(draft)
+        feed_editor.autosave(draft)
         before = asdict(draft)
     draft.stage = min(draft.stage, feed_editor.reachable_stage(draft))
     stepper = st.container()
@@ -35,7 +35,7 @@ def render(draft: FeedDraft) -> None:
     with stepper:  # drawn last, so that it reflects what the user just changed
         _stepper(draft, feed_editor.reachable_stage(draft))
     if asdict(draft) != before:
-        feed_editor.persist(draft)
+        feed_editor.autosave(draft)
     if draft.saved_at:
         st.caption(f":material/cloud_done: Draft saved at {saved_time(draft.saved_at)}")
 
@@ -47,26 +47,26 @@ def _stepper(draft: FeedDraft, reachable: int) -> None:
         if column.button(f"{index + 1}. {title}", key=f"{draft.id}:step:{index}", width="stretch", icon=icon,
                          type="primary" if index == draft.stage else "secondary", disabled=index > reachable):
             draft.stage = index
-            feed_editor.persist(draft)
+            feed_editor.autosave(draft)
             st.rerun()
 
 
 def _navigation(draft: FeedDraft) -> None:
     problems = feed_editor.stage_problems(draft, draft.stage)
     back, hint, forward = st.columns([1, 4, 1], vertical_alignment="center")
-    if draft.stage > 0 and back.button("BACK", icon=":material/arrow_back:", key=f"{draft.id}:back", width="stretch"):
+    if draft.stage > 0 and back.button("Back", icon=":material/arrow_back:", key=f"{draft.id}:back", width="stretch"):
         draft.stage -= 1
-        feed_editor.persist(draft)
+        feed_editor.autosave(draft)
         st.rerun()
     if problems:
         hint.caption("To continue: " + " · ".join(f"{sentence_start(field)}: {message}" for field, message in problems))
     if draft.stage < len(STAGES) - 1:
-        if forward.button("NEXT", type="primary", icon=":material/arrow_forward:", icon_position="right",
+        if forward.button("Next", type="primary", icon=":material/arrow_forward:", icon_position="right",
                           key=f"{draft.id}:next", disabled=bool(problems), width="stretch"):
             draft.stage += 1
-            feed_editor.persist(draft)
+            feed_editor.autosave(draft)
             st.rerun()
-    elif forward.button("SAVE", type="primary", icon=":material/save:", key=f"{draft.id}:save",
+    elif forward.button("Save", type="primary", icon=":material/save:", key=f"{draft.id}:save",
                         disabled=bool(problems), width="stretch"):
         _save(draft)
 

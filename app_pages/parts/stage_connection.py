@@ -13,6 +13,8 @@ from app_pages.parts.connection_forms import (
     take_created,
 )
 from core.connections import list_connections
+from app_pages.parts.common import flash
+from app_pages.view_models import feed_editor
 from app_pages.view_models.feed_editor import FeedDraft
 from core.validation import AUTH_TYPES
 
@@ -28,6 +30,9 @@ def render(draft: FeedDraft) -> None:
         st.session_state[key] = created["name"]  # the new connection appears selected
     names = [c.name for c in list_connections()]
     pending = (draft.pending_connection or {}).get("name")
+    if pending and pending in names:
+        # Its parameters were saved (in this session before a reload, or in another tab).
+        draft.connection, draft.pending_connection, pending = pending, None, None
     options = [NO_CONNECTION, *names] + ([pending] if pending and pending not in names else [])
     if st.session_state.get(key, pending or draft.connection or NO_CONNECTION) not in options:
         st.session_state.pop(key, None)  # the connection was deleted meanwhile
@@ -36,7 +41,7 @@ def render(draft: FeedDraft) -> None:
 
     select, new = st.columns([4, 1], vertical_alignment="bottom")
     choice = select.selectbox("Select Connection", options, key=key, format_func=_label)
-    if new.button("NEW CONNECTION", icon=":material/add:", key=f"{draft.id}:new-connection", width="stretch"):
+    if new.button("New connection", icon=":material/add:", key=f"{draft.id}:new-connection", width="stretch"):
         open_new_connection(draft.id)
         st.rerun()
 
@@ -46,7 +51,9 @@ def render(draft: FeedDraft) -> None:
         draft.pending_connection = None
         draft.connection = choice or None
         if choice:
-            connection_details(choice, f"{draft.id}:conn:{choice}")
+            # Deleting is for the Connections page, not a step of making a feed.
+            connection_details(choice, f"{draft.id}:conn:{choice}", deletable=False)
+            st.page_link("app_pages/connections.py", label="Manage connections", icon=":material/key:")
         else:
             st.caption("No connection: the script calls the API itself (a public API, or credentials in the script).")
     show_open_dialogs()
@@ -69,5 +76,6 @@ def _pending_form(draft: FeedDraft, key: str) -> None:
     st.markdown(f"**{name}** · {AUTH_TYPES[auth_type]} · :orange[parameters not saved yet]: enter them and save.")
     if parameters_form(name, auth_type, f"{draft.id}:pending", existing=False):
         draft.connection, draft.pending_connection = name, None
-        st.toast(f"Connection {name} saved.", icon=":material/check_circle:")
+        feed_editor.autosave(draft)  # st.rerun() ends this run before the editor's own autosave
+        flash(f"Connection {name} saved.")
         st.rerun()

@@ -9,9 +9,11 @@ from streamlit_ace import st_ace
 from app_pages.parts.common import bind, show_problems
 from app_pages.parts.tab_adds_tags import tab_adds_tags
 from app_pages.parts.test_panel import render_live_logs, render_result
-from app_pages.view_models import feed_editor
+from app_pages.view_models import feed_editor, script_templates
 from app_pages.view_models.feed_editor import FeedDraft
 from app_pages.view_models.test_sessions import current_test, start_script_test
+from common.errors import NotFound
+from core.connections import get_connection
 from core.validation import LOAD_TYPES, dependency_problems
 
 EDITOR_GENERATION = "editor:ace-generation"  # bumped to show a replaced script in a fresh editor
@@ -44,8 +46,65 @@ def _editor_key(draft: FeedDraft) -> str:
     return f"{draft.id}:script:{st.session_state.get(EDITOR_GENERATION, 0)}"
 
 
+def _replace_script(draft: FeedDraft, script: str) -> None:
+    """Show another script in a fresh editor (the Ace component keeps its own text otherwise)."""
+    draft.script = script
+    st.session_state[EDITOR_GENERATION] = st.session_state.get(EDITOR_GENERATION, 0) + 1
+
+
+def _connection_auth_type(name: str | None) -> str | None:
+    try:
+        return get_connection(name).auth_type if name else None
+    except NotFound:
+        return None
+
+
+def _fit_template(draft: FeedDraft) -> None:
+    """A new feed's untouched template follows its connection: `lib.connection` when it has one."""
+    auth_type = _connection_auth_type(draft.connection)
+    wanted = script_templates.starting_template(auth_type)
+    if (draft.mode == "new" and draft.script != wanted and draft.script.strip()
+            and script_templates.is_starting_point(draft.script)):
+        _replace_script(draft, wanted)
+    if script_templates.uses_connection(auth_type) and "from lib import connection" in draft.script:
+        st.caption(script_templates.template_caption(draft.connection, auth_type))
+
+
+def _examples(draft: FeedDraft) -> None:
+    found = {e.name: e for e in script_templates.examples()}
+    if not found:
+        return
+    confirm_key = f"{draft.id}:example-confirm"
+    pick, insert = st.columns([4, 1], vertical_alignment="bottom")
+    name = pick.selectbox("Example scripts", list(found), index=None, key=f"{draft.id}:example",
+                          placeholder="Start from an example…", format_func=lambda n: f"{n} · {found[n].description}")
+    if insert.button("Insert", icon=":material/input:", key=f"{draft.id}:example-insert", disabled=name is None,
+                     width="stretch"):
+        if script_templates.is_starting_point(draft.script):
+            _replace_script(draft, found[name].script)
+        else:
+            st.session_state[confirm_key] = name
+    asked = st.session_state.get(confirm_key)
+    if asked not in found:
+        return
+    with st.container(border=True):
+        st.warning(f"Replace the script in the editor with **{asked}**? What is in the editor now is lost.",
+                   icon=":material/warning:")
+        yes, no = st.columns(2)
+        if yes.button("Yes, replace the script", type="primary", key=f"{draft.id}:example-yes", width="stretch"):
+            _replace_script(draft, found[asked].script)
+            st.session_state.pop(confirm_key)
+            feed_editor.autosave(draft)  # the rerun skips the editor's own autosave of this run
+            st.rerun()
+        if no.button("Cancel", key=f"{draft.id}:example-no", width="stretch"):
+            st.session_state.pop(confirm_key)
+            st.rerun()
+
+
 def _script(draft: FeedDraft) -> None:
     st.markdown("**Script Editor**")
+    _fit_template(draft)
+    _examples(draft)
     key, seed_key = _editor_key(draft), f"{draft.id}:script-seed"
     if key not in st.session_state or seed_key not in st.session_state:
         # A new editor (first visit, back from another page, a reload) opens on the draft.
@@ -70,7 +129,7 @@ def _test(draft: FeedDraft) -> None:
     session = current_test(draft.id)
     running = bool(session and session.running)
     button, switch, state = st.columns([1, 2, 3], vertical_alignment="center")
-    clicked = button.button("TEST", type="primary", icon=":material/play_arrow:", key=f"{draft.id}:test",
+    clicked = button.button("Test", type="primary", icon=":material/play_arrow:", key=f"{draft.id}:test",
                             disabled=running, width="stretch")
     complete_key = bind(f"{draft.id}:complete", draft.run_to_completion)
     draft.run_to_completion = switch.toggle(
@@ -80,7 +139,7 @@ def _test(draft: FeedDraft) -> None:
     )
     if feed_editor.tested_version_is_current(draft):
         state.caption(":green[:material/check_circle: This version of the script passed its test.]")
-    elif draft.last_test and not running:
+    elif feed_editor.last_test_is_of_another_version(draft) and not running:
         state.caption(":orange[:material/info: The script, its dependencies or the connection changed: test again.]")
     if clicked:
         problems = dependency_problems(draft.dependencies)
@@ -127,5 +186,5 @@ def _feed_name(draft: FeedDraft) -> None:
         elif check.ok:
             lines.append(f":green[:material/check: {check.label}]")
         else:
-            lines.append(f":red[:material/close: {check.label}: feed name {check.message}]")
+            lines.append(f":red[:material/close: {feed_editor.broken_rule_text(check)}]")
     st.markdown("  \n".join(lines))

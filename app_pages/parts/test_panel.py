@@ -26,8 +26,14 @@ def _live_logs(owner_key: str) -> None:
     session = current_test(owner_key)
     if session is None:
         return
-    status, refresh = st.columns([12, 1], vertical_alignment="center")
-    status.caption(f":material/progress_activity: Testing… {session.elapsed_s():.0f} s")
+    status, stop, refresh = st.columns([10, 2, 1], vertical_alignment="center")
+    if session.stopping:
+        status.caption(f":material/progress_activity: Stopping the test… {session.elapsed_s():.0f} s")
+    else:
+        status.caption(f":material/progress_activity: Testing… {session.elapsed_s():.0f} s")
+    if stop.button("Stop", icon=":material/stop:", key=f"{owner_key}:stop-test", disabled=session.stopping,
+                   help="Stop the script; nothing is kept of this test but its logs", width="stretch"):
+        session.stop()
     refresh.button("", icon=":material/refresh:", key=f"{owner_key}:refresh-logs", help="Refresh the logs now")
     lines = session.lines()
     st.code("\n".join(lines[-LIVE_LOG_LINES:]) or "(no output yet)", language=None)
@@ -37,9 +43,17 @@ def _live_logs(owner_key: str) -> None:
 
 def render_result(summary: dict, script: str | None = None) -> None:
     """The outcome of a finished test, as app_pages.view_models.feed_editor.summarise_test describes it."""
-    if summary.get("ok"):
+    if summary.get("ok") and summary.get("stopped_at"):
+        st.success(f"Test succeeded, stopped after the first {count_of(summary['stopped_at'], 'record')} "
+                   f"in {summary['duration_s']:.2f} s: Run to completion is off, so the script stops once the "
+                   "preview is full. Turn it on for the total count and the metadata the script saves.",
+                   icon=":material/check_circle:")
+    elif summary.get("ok"):
         st.success(f"Test succeeded: {count_of(summary['count'], 'record')} in {summary['duration_s']:.2f} s.",
                    icon=":material/check_circle:")
+    elif summary.get("status") == "cancelled":
+        st.warning(f"Test stopped after {summary.get('duration_s', 0):.1f} s, before the script finished.",
+                   icon=":material/stop_circle:")
     else:
         st.error(f"Test failed: {summary.get('error') or 'the script did not succeed'}", icon=":material/error:")
         _error_location(summary.get("error_line"), script)

@@ -28,7 +28,7 @@ def render(draft) -> None:
     elif draft.mode == "edit" and get_feed(name).webhook_token_hash:
         _regenerate(draft, name, fresh_key)
     else:
-        st.caption(":material/key: A secret token is generated when you SAVE, and shown once.")
+        st.caption(":material/key: A secret token is generated when you Save, and shown once.")
     if not fresh:  # the token's panel has the example already, with the token in it
         st.markdown("**Example**")
         st.code(curl_example(url), language="bash")

@@ -9,31 +9,37 @@ import streamlit as st
 from app_pages.parts.common import count_of, forget_keys
 from app_pages.parts.trigger_when import plain
 from app_pages.view_models import feed_editor
+from app_pages.view_models.settings_view import email_ready
 from app_pages.view_models.trigger_form import describe_watcher, new_watcher, target_label, watcher_field_problems
 from core.watchers import CHANNELS, EVENTS
 
 _CHANNEL_NAMES = {"email": "Email", "webhook": "Webhook"}
+EMAIL_SETUP = ("set TRIBUTARY_SMTP_HOST (and TRIBUTARY_SMTP_PORT) for Tributary and restart it; "
+               "Settings → Notifications shows what is set.")
 _PLACEHOLDERS = {"email": "ops@example.com", "webhook": "https://example.com/hooks/tributary"}
 
 
 def render(draft) -> None:
     st.markdown(f"**Watchers** ({count_of(len(draft.watchers), 'watcher')})")
     st.caption("Tell people or systems about this feed's runs: an email, or an HTTP POST of a JSON document "
-               "describing the run. Changes to watchers take effect when you SAVE.")
+               "describing the run. Changes to watchers take effect when you Save.")
     for index, watcher in enumerate(list(draft.watchers)):
         with st.container(border=True):
             text, remove = st.columns([6, 1], vertical_alignment="center")
-            pending = "" if watcher.get("id") else " :orange[(added when you SAVE)]"
+            pending = "" if watcher.get("id") else " :orange[(added when you Save)]"
             text.markdown(f":material/notifications: {plain(describe_watcher(watcher))}{pending}")
             if remove.button("Remove", key=f"{draft.id}:watcher-remove:{index}", icon=":material/delete:",
                              width="stretch"):
                 draft.watchers = [w for i, w in enumerate(draft.watchers) if i != index]
                 _rerun(draft)
+    if not email_ready() and any(w.get("channel") == "email" for w in draft.watchers):
+        st.warning(f"**Email is not set up**, so email watchers will not be sent: {EMAIL_SETUP}",
+                   icon=":material/mail_off:")
     _new_watcher(draft)
 
 
 def _rerun(draft) -> None:
-    feed_editor.persist(draft)  # the rerun skips the editor's own autosave of this run
+    feed_editor.autosave(draft)  # the rerun skips the editor's own autosave of this run
     st.rerun()
 
 
@@ -52,6 +58,8 @@ def _new_watcher(draft) -> None:
             minutes_box = st.empty()
         channel = st.radio("Channel", list(CHANNELS), format_func=_CHANNEL_NAMES.get, horizontal=True,
                            key=prefix + "channel")
+        if channel == "email" and not email_ready():
+            st.caption(f":orange[:material/mail_off: Email is not set up yet: {EMAIL_SETUP}]")
         target = st.text_input(target_label(channel), key=prefix + "target", placeholder=_PLACEHOLDERS.get(channel))
         target_box = st.empty()
         clicked = st.button("Add watcher", icon=":material/add:", key=f"{draft.id}:watcher-add")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 
 from app_pages.view_models import drafts
@@ -44,7 +45,7 @@ class FeedDraft:
     pending_connection: dict | None = None
     dependencies: list[str] = field(default_factory=list)
     script: str = PEAK_TEMPLATE
-    run_to_completion: bool = True
+    run_to_completion: bool = False  # off: a test stops once the preview has its records
     load_type: str = "incremental"
     primary_key: list[str] = field(default_factory=list)
     feed_name: str = ""
@@ -124,6 +125,11 @@ def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
     draft_id = edit_draft_id(feed_name, owner)
     if drafts.draft_exists(draft_id):
         return _from_document(drafts.load_draft(draft_id))
+    return _fresh_edit_draft(feed_name, owner)
+
+
+def _fresh_edit_draft(feed_name: str, owner: str) -> FeedDraft:
+    draft_id = edit_draft_id(feed_name, owner)
     spec = spec_of(get_feed(feed_name))
     draft = FeedDraft(
         id=draft_id, owner=owner, mode="edit", original_name=spec.name, stage=0, connection=spec.connection,
@@ -139,6 +145,44 @@ def draft_for_feed(feed_name: str, owner: str) -> FeedDraft:
 
 def discard(draft: FeedDraft) -> None:
     drafts.discard_draft(draft.id)
+
+
+def _what_saving_changes(draft: FeedDraft, baseline: FeedDraft) -> dict:
+    changes = edited_fields(draft)
+    trigger, problems = form_trigger(draft)
+    if problems:  # a half-filled trigger form is a change of its own
+        changes["trigger_form"] = dict(draft.trigger_form)
+    for name in ("retries", "retry_backoff_s", "network"):
+        if changes.get(name) is None:
+            changes[name] = getattr(baseline, name)
+    watchers = draft.watchers if draft.watchers is not None else baseline.watchers
+    changes["watchers"] = sorted(
+        json.dumps([w.get("id"), sorted(w.get("events") or []), w.get("channel"), w.get("target"),
+                    w.get("longer_than_minutes")]) for w in watchers or [])
+    changes["pending_connection"] = draft.pending_connection
+    return changes
+
+
+def has_unsaved_changes(draft: FeedDraft) -> bool:
+    """Whether SAVE would change the feed: opening a stage, clicking through the stepper or
+    testing the stored script changes nothing."""
+    if draft.mode != "edit" or not draft.original_name:
+        return True
+    try:
+        baseline = _fresh_edit_draft(draft.original_name, draft.owner)
+    except NotFound:
+        return True  # the feed is gone: what the user typed is all there is
+    return _what_saving_changes(draft, baseline) != _what_saving_changes(baseline, baseline)
+
+
+def autosave(draft: FeedDraft) -> None:
+    """Keep the draft on disk. A feed's edit is kept only while it differs from the feed, so
+    the "unsaved changes" note means what it says; a change undone drops the draft."""
+    if has_unsaved_changes(draft):
+        persist(draft)
+    elif draft.saved_at or drafts.draft_exists(draft.id):
+        discard(draft)
+        draft.saved_at = None
 
 
 # ---------------------------------------------------------------- testing
@@ -170,9 +214,12 @@ def summarise_test(session: TestSession, fingerprint_: str = "") -> dict:
     if result is None:
         return {**summary, "ok": False, "error": session.failure or "the test did not run", "error_line": None,
                 "records": [], "count": 0, "metadata": None, "duration_s": round(session.elapsed_s(), 3)}
+    limit = session.record_limit
     return {**summary, "ok": result.ok, "error": result.error, "error_line": result.error_line,
             "records": result.records, "count": result.count, "metadata": result.metadata,
-            "duration_s": result.duration_s}
+            "duration_s": result.duration_s, "status": result.status,
+            # Without Run to completion the script is stopped once the preview is full.
+            "stopped_at": limit if result.ok and limit and result.count >= limit else None}
 
 
 def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
@@ -183,6 +230,11 @@ def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
         return False
     draft.last_test = summarise_test(session, session.fingerprint)
     return True
+
+
+def last_test_is_of_another_version(draft: FeedDraft) -> bool:
+    """Whether the script, its dependencies or the connection changed since the last test."""
+    return bool(draft.last_test) and draft.last_test.get("fingerprint") != fingerprint(draft)
 
 
 def tested_version_is_current(draft: FeedDraft) -> bool:
@@ -228,6 +280,15 @@ class RuleCheck:
     message: str = ""
 
 
+def broken_rule_text(check: RuleCheck) -> str:
+    """A broken rule said once: the rule itself ("Starts with a letter"), with the length
+    where it matters; a rule the checklist does not know yet in its own words."""
+    if check.label == check.message:
+        return f"Feed name {check.message}"
+    got = re.search(r"\(got \d+\)", check.message)
+    return f"{check.label} {got.group(0)}" if got else check.label
+
+
 def feed_name_checks(draft: FeedDraft, taken: set[str] | None = None) -> list[RuleCheck]:
     """Every feed-name rule with whether the current name keeps it, for a live checklist."""
     name = draft.feed_name
@@ -266,7 +327,7 @@ def _import_problems(draft: FeedDraft) -> Problems:
     if not draft.script.strip():
         problems.append(("script", "is empty"))
     elif not tested_version_is_current(draft):
-        problems.append(("script", "click TEST and get a successful test of this version of the script"))
+        problems.append(("script", "click Test and get a successful test of this version of the script"))
     if draft.mode == "new":
         problems += feed_name_problems(draft.feed_name)
         if draft.feed_name and draft.feed_name in {f.name for f in list_feeds()}:
@@ -409,7 +470,7 @@ def save_feed(draft: FeedDraft) -> Feed:
         if isinstance(exc, TributaryError):
             raise
         raise TributaryError(f"feed {feed.name} was saved, but not all of its watchers and webhook token ({exc}); "
-                             "SAVE again to finish") from exc
+                             "Save again to finish") from exc
     discard(draft)
     return feed
 

@@ -25,10 +25,13 @@ TestJob = Callable[[Callable[[str], None]], PreviewResult]
 class TestSession:
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(self, job: TestJob, fingerprint: str = ""):
+    def __init__(self, job: TestJob, fingerprint: str = "", cancel: threading.Event | None = None,
+                 record_limit: int | None = None):
         self._job = job
         self.id = uuid.uuid4().hex[:12]
         self.fingerprint = fingerprint
+        self._cancel = cancel or threading.Event()  # the job stops its script once this is set
+        self.record_limit = record_limit  # where the script is stopped, None when run to completion
         self._lines: deque[str] = deque(maxlen=MAX_LOG_LINES)
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -74,6 +77,14 @@ class TestSession:
             return 0.0
         return (self.finished_at or time.monotonic()) - self.started_at
 
+    def stop(self) -> None:
+        """Ask the running script to stop; the session ends with a cancelled result."""
+        self._cancel.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._cancel.is_set()
+
     def wait(self, timeout_s: float | None = None) -> bool:
         return self._done.wait(timeout_s)
 
@@ -87,19 +98,29 @@ def _registry_key(owner_key: str) -> tuple[str, str]:
     return str(get_settings().data_dir), owner_key
 
 
-def start_test(owner_key: str, job: TestJob, fingerprint: str = "") -> TestSession:
-    session = TestSession(job, fingerprint)
+def start_test(owner_key: str, job: TestJob, fingerprint: str = "", cancel: threading.Event | None = None,
+               record_limit: int | None = None) -> TestSession:
+    session = TestSession(job, fingerprint, cancel, record_limit)
     with _sessions_lock:
         _sessions[_registry_key(owner_key)] = session
     return session.start()
 
 
+def _start_preview(owner_key: str, run_to_completion: bool, fingerprint: str,
+                   preview: Callable[[Callable[[str], None], threading.Event], PreviewResult]) -> TestSession:
+    cancel = threading.Event()  # set by TestSession.stop(); the preview then stops its script
+    limit = None if run_to_completion else get_settings().preview_records
+    return start_test(owner_key, lambda on_log: preview(on_log, cancel), fingerprint, cancel, limit)
+
+
 def start_script_test(owner_key: str, request: PreviewRequest, fingerprint: str = "") -> TestSession:
-    return start_test(owner_key, lambda on_log: preview_script(request, on_log), fingerprint)
+    return _start_preview(owner_key, request.run_to_completion, fingerprint,
+                          lambda on_log, cancel: preview_script(request, on_log, cancel=cancel))
 
 
 def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> TestSession:
-    return start_test(owner_key, lambda on_log: preview_feed(feed_name, run_to_completion, on_log))
+    return _start_preview(owner_key, run_to_completion, "",
+                          lambda on_log, cancel: preview_feed(feed_name, run_to_completion, on_log, cancel))
 
 
 def current_test(owner_key: str) -> TestSession | None:

@@ -116,7 +116,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server, shots):
     expect(nav).to_have_text([re.compile(f"{title}$") for title in titles])  # after each icon's name
 
     # Stage 1: NEW CONNECTION names it first, then its parameters are entered.
-    page.get_by_role("button", name="NEW CONNECTION").click()
+    page.get_by_role("button", name="New connection").click()
     dialog = page.get_by_role("dialog")
     enter(dialog.get_by_label("Connection name", exact=True), "DemoApi")
     wait_until_idle(page)
@@ -133,14 +133,16 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server, shots):
     wait_until_idle(page)
     expect(page.get_by_text("Edit parameters")).to_be_visible()
     shot(page, shots, "stage1-connection.png")
-    page.get_by_role("button", name="NEXT").click()
+    page.get_by_role("button", name="Next").click()
 
     # Stage 2: type the script, TEST it, watch the live logs, then the preview.
     expect(page.get_by_text("Script Editor")).to_be_visible()
     page.frame_locator('iframe[title="streamlit_ace.streamlit_ace"]').locator(".ace_content").wait_for()
     type_in_ace(page, script_lines(server.demo_api_url))
     wait_until_idle(page)
-    page.get_by_role("button", name="TEST").click()
+    page.get_by_text("Run to completion", exact=True).click()  # off by default: the whole 100 this time
+    wait_until_idle(page)
+    page.get_by_role("button", name="Test").click()
     expect(page.get_by_text("Test succeeded: 100 records")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("fetched 100 entries").first).to_be_attached()
     page.get_by_role("tab", name="TABULAR").click()
@@ -157,7 +159,7 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server, shots):
     expect(page.get_by_text("Test succeeded: 100 records")).to_be_visible()
     assert MARKER in ace_text(page)
     assert page.get_by_label("Feed Name", exact=True).input_value() == "browser_entries"
-    page.get_by_role("button", name="NEXT").click()
+    page.get_by_role("button", name="Next").click()
 
     # Stage 3: the embedded warehouse's destinations, with what each creates.
     expect(page.get_by_text("Local Parquet files")).to_be_visible()
@@ -165,12 +167,12 @@ def test_four_stages_test_save_and_run_in_a_browser(page, server, shots):
     page.get_by_text("Local Parquet files").click()
     wait_until_idle(page)
     shot(page, shots, "stage3-destination.png")
-    page.get_by_role("button", name="NEXT").click()
+    page.get_by_role("button", name="Next").click()
 
     # Stage 4: the trigger (manual unless chosen; its other choices have a test of their own
     # below, which takes the stage's screenshots); SAVE returns to the Feeds page.
     expect(page.get_by_text("Manual: the feed runs when someone clicks Run now")).to_be_visible()
-    page.get_by_role("button", name="SAVE").click()
+    page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Feed browser_entries saved.")).to_be_visible()
 
     # Run now: the run's log appears on the page and the run succeeds.
@@ -241,9 +243,10 @@ def test_dependencies_become_tags_with_tab_or_enter(page, server):
     open_page(page, server, "/new-feed")
     old_url = page.url
     page.get_by_role("button", name="Start over").click()
+    page.get_by_role("dialog").get_by_role("button", name="Yes, start over").click()
     page.wait_for_url(lambda url: url != old_url)  # a new draft, with widgets of its own
     wait_until_idle(page)
-    page.get_by_role("button", name="NEXT").click()
+    page.get_by_role("button", name="Next").click()
     wait_until_idle(page)
     field = page.get_by_role("combobox", name="Install Dependency")
     field.click()
@@ -307,7 +310,7 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     expression = page.get_by_label("Cron expression", exact=True)
     expression.fill("0 0 9 ? * 8")  # no Enter: the field sends what is typed by itself
     expect(page.get_by_text("Not valid: the day of week field: 8 is out of range 1-7 (SUN-SAT)")).to_be_visible()
-    expect(page.get_by_role("button", name="SAVE")).to_be_disabled()
+    expect(page.get_by_role("button", name="Save")).to_be_disabled()
     expression.fill("0 0 12 1 * ? 2099")
     expect(page.get_by_text("Valid Quartz cron expression")).to_be_visible()
     wait_until_idle(page)
@@ -320,7 +323,7 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     described = "At 12:00, on day 1 of the month, only in 2099 (Europe/London)"
     expect(page.get_by_text(described, exact=True)).to_be_visible()
     expect(page.get_by_text("Wed 2099-04-01 12:00 Europe/London (11:00 UTC)")).to_be_visible()
-    expect(page.get_by_role("button", name="SAVE")).to_be_enabled()
+    expect(page.get_by_role("button", name="Save")).to_be_enabled()
     shot(page, shots, "stage4-trigger.png")
 
     # Basic schedule (every N minutes) and run once at a time are previewed the same way.
@@ -331,13 +334,13 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     choose(page, "Run this feed", "Run once")
     choose(page, "Run once", "At a date and time")
     expect(page.get_by_text("Next run:")).to_be_visible()
-    expect(page.get_by_role("button", name="SAVE")).to_be_enabled()
+    expect(page.get_by_role("button", name="Save")).to_be_enabled()
 
     # Webhook: the URL and how to call it; SAVE generates the token and shows it once.
     choose(page, "Run this feed", "Webhook")
     expect(page.get_by_text("/api/feeds/browser_hook/trigger").first).to_be_visible()
     expect(page.get_by_text("409 when a run of this feed is already in progress")).to_be_visible()
-    page.get_by_role("button", name="SAVE").click()
+    page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("Feed browser_hook saved.")).to_be_visible()
     token = token_on_screen(page, "browser_hook")
     assert trigger_call(server, "browser_hook", token) == 202
@@ -348,7 +351,7 @@ def test_trigger_stage_previews_a_cron_schedule_and_shows_a_webhook_token_once(p
     # Regenerate on the feed's stage 4: the new token is shown there, the old one is refused.
     open_page(page, server, "/edit-feed?feed=browser_hook")
     for stage in ("Import Configuration", "Destination", "Trigger"):
-        page.get_by_role("button", name="NEXT").click()
+        page.get_by_role("button", name="Next").click()
         expect(page.get_by_role("heading", name=stage)).to_be_visible()
         wait_until_idle(page)
     expect(page.get_by_text("cannot show it again")).to_be_visible()

@@ -15,7 +15,7 @@ SCRIPT = "from lib import outputStream\noutputStream.write({'kept': True})\n"
 
 def test_a_new_session_opens_the_draft_where_it_was_left(app):
     at = app("new")
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
     type_script(at, SCRIPT)
     labelled(at.text_input, "Feed Name").set_value("kept_feed").run()
     draft_id = current_draft(at).id
@@ -44,7 +44,7 @@ def popover_labels(at) -> list[str]:
 
 def test_switching_pages_and_back_keeps_the_script(app):
     at = app("new")
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
     type_script(at, SCRIPT)
     at.switch_page("app_pages/feeds.py").run()
     at.switch_page("app_pages/new_feed.py").run()
@@ -53,21 +53,22 @@ def test_switching_pages_and_back_keeps_the_script(app):
 
 def test_start_over_discards_the_draft_and_opens_peaks_template(app):
     at = app("new")
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
     type_script(at, SCRIPT)
     old = current_draft(at).id
     button(at, "Start over").click().run()
+    button(at, "Yes, start over").click().run()
     assert current_draft(at).id != old
     assert not drafts.draft_exists(old)
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
     assert ace_editors(at)[0]["defaultValue"] == PEAK_TEMPLATE
 
 
 def test_a_test_still_running_is_found_again_after_a_reload(app):
     at = app("new")
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
     type_script(at, "import time\nprint('working', flush=True)\ntime.sleep(3)\n")
-    button(at, "TEST").click().run()
+    button(at, "Test").click().run()
     again = new_app("new")
     assert "Testing…" in texts(again)
     session = current_test(current_draft(again).id)

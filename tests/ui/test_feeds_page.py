@@ -150,6 +150,7 @@ def test_delete_asks_and_keeps_the_data_unless_told(app):
 
     row_buttons(at, "refunds")["Delete"].click().run()
     labelled(at.checkbox, "Also delete its data in the warehouse").check().run()
+    labelled(at.text_input, "Type refunds to delete the feed with its data").set_value("refunds").run()
     button(at, "Yes, delete").click().run()
     assert "Feed refunds deleted with its data." in texts(at)
     assert "refunds" not in list(list_tables()["table"])

@@ -33,13 +33,13 @@ def new_feed_at_trigger_stage(app, name="orders"):
 def edit_at_trigger_stage(app, name="orders"):
     at = app("edit", feed=name)
     for _ in range(3):
-        button(at, "NEXT").click().run()
+        button(at, "Next").click().run()
     assert [s.value for s in at.subheader] == ["Trigger"]
     return at
 
 
 def save(at):
-    button(at, "SAVE").click().run()
+    button(at, "Save").click().run()
     assert not at.exception, at.exception
     return landed_on(at, "feeds", "Feeds")
 
@@ -99,7 +99,7 @@ def test_a_weekly_schedule_needs_a_day(app):
     labelled(at.radio, "Run this feed").set_value("schedule").run()
     pills(at, "Days of the week").set_value([]).run()
     assert "Days of the week: choose at least one day of the week" in texts(at)
-    assert button(at, "SAVE").disabled
+    assert button(at, "Save").disabled
 
 
 def test_a_basic_interval_schedule_and_its_limit(app):
@@ -109,7 +109,7 @@ def test_a_basic_interval_schedule_and_its_limit(app):
     labelled(at.selectbox, "Unit").set_value("hours").run()
     labelled(at.number_input, "Every").set_value(200).run()
     assert "Every: every 200 hours: use a whole number from 1 to 168" in texts(at)
-    assert next_runs(at) == [] and button(at, "SAVE").disabled
+    assert next_runs(at) == [] and button(at, "Save").disabled
     labelled(at.number_input, "Every").set_value(2).run()
     assert "**Every 2 hours**" in texts(at)
     shown = next_runs(at)
@@ -153,7 +153,7 @@ def test_an_invalid_cron_expression_names_its_field_and_cannot_be_saved(app, exp
     labelled(at.text_input, "Cron expression").set_value(expression).run()
     assert message in texts(at)
     assert "Valid Quartz" not in texts(at) and next_runs(at) == []
-    assert button(at, "SAVE").disabled
+    assert button(at, "Save").disabled
 
 
 def test_a_unix_expression_is_accepted(app):
@@ -162,7 +162,7 @@ def test_a_unix_expression_is_accepted(app):
     labelled(at.radio, "Schedule").set_value("advanced").run()
     labelled(at.text_input, "Cron expression").set_value("*/15 * * * *").run()
     assert "Valid Unix cron expression" in texts(at) and "Every 15 minutes (UTC)" in texts(at)
-    assert len(next_runs(at)) == 5 and not button(at, "SAVE").disabled
+    assert len(next_runs(at)) == 5 and not button(at, "Save").disabled
 
 
 def test_run_once_at_a_date_and_time_in_a_time_zone(app):
@@ -171,7 +171,7 @@ def test_run_once_at_a_date_and_time_in_a_time_zone(app):
     labelled(at.date_input, "Date").set_value(date.today() - timedelta(days=1)).run()
     labelled(at.time_input, "Time").set_value(time(0, 0)).run()
     assert "has passed: choose a later time, or Manual" in texts(at)
-    assert button(at, "SAVE").disabled
+    assert button(at, "Save").disabled
     labelled(at.date_input, "Date").set_value(date(2099, 6, 1)).run()
     labelled(at.time_input, "Time").set_value(time(10, 0)).run()
     labelled(at.selectbox, "Time zone").set_value("Europe/Paris").run()
@@ -207,7 +207,7 @@ def test_a_new_webhook_feed_gets_its_token_on_save_shown_once(app):
     assert "POST http://127.0.0.1:8501/api/feeds/orders/trigger" in page
     assert '-H "X-Tributary-Token: $TRIBUTARY_TOKEN"' in page
     assert "409 when a run of this feed is already in progress" in page
-    assert "generated when you SAVE, and shown once" in page
+    assert "generated when you Save, and shown once" in page
     at = save(at)
     [token] = shown_tokens(at)
     assert f'-H "X-Tributary-Token: {token}"' in texts(at)  # the curl example, ready to paste
@@ -290,7 +290,7 @@ def test_an_edited_feed_shows_its_watchers_and_changes_them_on_save_only(app):
     create_feed(FeedSpec(name="orders", script=SCRIPT))
     add_watcher("orders", ["failed"], "email", "ops@example.com")
     at = edit_at_trigger_stage(app)
-    assert "Email ops@example.com when: run failed" in texts(at) and "added when you SAVE" not in texts(at)
+    assert "Email ops@example.com when: run failed" in texts(at) and "added when you Save" not in texts(at)
     button(at, "Remove").click().run()
     add_watcher_form(at, ["succeeded"], "https://example.com/hook", channel="webhook")
     assert [w.target for w in list_watchers("orders")] == ["ops@example.com"]  # nothing changes before SAVE
@@ -312,9 +312,9 @@ def test_a_failed_save_keeps_everything_and_saving_again_finishes_the_job(app, m
         return real(*args, **kwargs)
 
     monkeypatch.setattr(feed_editor, "add_watcher", store_fails_on_the_second)
-    button(at, "SAVE").click().run()
+    button(at, "Save").click().run()
     assert any("feed orders was saved, but not all of its watchers and webhook token (the store is unreachable); "
-               "SAVE again to finish" in e for e in errors(at))
+               "Save again to finish" in e for e in errors(at))
     assert "Watchers** (2 watchers)" in texts(at)  # nothing typed is lost
     monkeypatch.setattr(feed_editor, "add_watcher", real)
     save(at)

@@ -34,26 +34,27 @@ def test_new_connection_script_test_destination_trigger_save_run_and_data(app, d
     assert labelled(at.selectbox, "Select Connection").value == ""
 
     # Stage 1: NEW CONNECTION asks for the name and auth type first...
-    button(at, "NEW CONNECTION").click().run()
+    button(at, "New connection").click().run()
     labelled(at.text_input, "Connection name").set_value("DemoApi")
     labelled(at.radio, "Authentication type").set_value("basic")
     button(at, "Save").click().run()
     # ...then the connection is selected, and its parameters are asked for.
     assert labelled(at.selectbox, "Select Connection").value == "DemoApi"
     assert "parameters not saved yet" in texts(at)
-    assert button(at, "NEXT").disabled
+    assert button(at, "Next").disabled
     labelled(at.text_input, "Username").set_value(demo_api.username)
     labelled(at.text_input, "Password").set_value(demo_api.password)
     button(at, "Save parameters").click().run()
     assert not at.exception
     assert labelled(at.selectbox, "Select Connection").value == "DemoApi"
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
 
     # Stage 2: the script, TEST, the preview, the load type and the feed name.
     assert any(s.value == "Import Configuration" for s in at.subheader)
-    assert button(at, "NEXT").disabled  # not tested, no name
+    assert button(at, "Next").disabled  # not tested, no name
     type_script(at, script_for(demo_api.url))
-    button(at, "TEST").click().run()
+    labelled(at.toggle, "Run to completion").set_value(True).run()
+    button(at, "Test").click().run()
     wait_for_test(at, current_draft(at).id)
     page = texts(at)
     assert "Test succeeded: 100 records" in page
@@ -61,8 +62,8 @@ def test_new_connection_script_test_destination_trigger_save_run_and_data(app, d
     assert {"fetched": 100} in [json.loads(j.value) for j in at.json]  # the metadata it saved
     assert [t.label for t in at.tabs] == ["JSON", "TABULAR"]
     labelled(at.text_input, "Feed Name").set_value("demo_entries").run()
-    assert not button(at, "NEXT").disabled
-    button(at, "NEXT").click().run()
+    assert not button(at, "Next").disabled
+    button(at, "Next").click().run()
 
     # Stage 3: the embedded warehouse offers DuckDB and Parquet; each says what it creates.
     boxes = {c.label: c for c in at.checkbox}
@@ -70,12 +71,12 @@ def test_new_connection_script_test_destination_trigger_save_run_and_data(app, d
     assert boxes["DuckDB warehouse"].value is True
     assert "table demo_entries in the DuckDB file" in texts(at)
     boxes["Local Parquet files"].check().run()
-    button(at, "NEXT").click().run()
+    button(at, "Next").click().run()
 
     # Stage 4: manual trigger, tags, SAVE, back on the Feeds page.
     assert labelled(at.radio, "Run this feed").value is not None
     labelled(at.multiselect, "Tags").set_value(["demo"]).run()
-    button(at, "SAVE").click().run()
+    button(at, "Save").click().run()
     assert "Feed demo_entries saved." in texts(at)
     landed_on(at, "feeds", "Feeds")
 
