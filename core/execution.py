@@ -215,6 +215,7 @@ def _end(run_id: str, log: _RunLog | None, status: str, error: str | None, error
     """The run's error path: record how it ended. Never raises: when the store cannot take it
     (the store may be what failed), the run's log and the process's log say so, and the run
     stays active, for recovery to settle once this process has gone."""
+    _close_log(log, status, error)
     try:
         _fail(run_id, status, error, error_line, **values)
     except Exception as exc:  # noqa: BLE001 - see the docstring
@@ -222,6 +223,13 @@ def _end(run_id: str, log: _RunLog | None, status: str, error: str | None, error
         if log is not None:
             with suppress(Exception):
                 log.system(f"the store could not record this run's end ({status}): {exc}")
+
+
+def _close_log(log: _RunLog | None, status: str, error: str | None) -> None:
+    """The log's last line says how the run ended, as a succeeded run's does."""
+    if log is not None:
+        with suppress(Exception):
+            log.system(f"run {status}: {error}" if error else f"run {status}")
 
 
 def _finished(run_id: str, publish: bool = True) -> Run:
@@ -330,8 +338,6 @@ class RunExecutor:
                 log.system(str(exc))
             undecided = True
         except Exception as exc:  # noqa: BLE001 - recorded on the run, state untouched
-            with suppress(Exception):
-                log.system(f"run failed: {exc}")
             _end(run.id, log, "failed", str(exc))
         finally:
             with suppress(Exception):
@@ -412,7 +418,8 @@ class RunExecutor:
         results, loaded = {}, 0
         for name in feed.destinations:
             destination = self._destinations(name)
-            log.system(f"loading {outcome.records} records into {destination.describe_target(feed.name)}")
+            target = destination.describe_target(feed.name).replace("<run id>", run.id)
+            log.system(f"loading {outcome.records} records into {target}")
             request = LoadRequest(table=feed.name, files=files, load_type=feed.load_type, run_id=run.id,
                                   loaded_at=self._clock(), primary_key=list(feed.primary_key),
                                   max_rejected_ratio=feed.max_rejected_ratio, staged=stagers.get(name))

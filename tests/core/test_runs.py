@@ -252,3 +252,21 @@ def test_the_files_of_a_run_whose_process_died_after_it_ended_are_removed_by_rec
         path.mkdir(parents=True)
     assert recover_interrupted_runs() == []
     assert sorted(p.name for p in work_root.iterdir()) == sorted([f"{active.id}.parts", "not-a-run"])
+
+
+def test_a_failed_runs_log_ends_with_a_line_saying_how_it_ended(tributary):
+    create_feed(FeedSpec(name="broken", script="raise RuntimeError('the API said no')\n"))
+    finished = run("broken")
+    assert finished.status == "failed"
+    text, _ = read_log(finished.id)
+    last = text.strip().splitlines()[-1]
+    assert "run failed:" in last and "the API said no" in last
+
+
+def test_the_parquet_line_of_the_log_names_the_runs_own_folder(tributary):
+    create_feed(FeedSpec(name="files", script="from lib import outputStream\noutputStream.write({'a': 1})\n",
+                         destinations=["parquet"]))
+    finished = run("files")
+    assert finished.status == "succeeded", finished.error
+    log, _ = read_log(finished.id)
+    assert f"run_id={finished.id}/" in log and "<run id>" not in log
