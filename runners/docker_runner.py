@@ -36,7 +36,16 @@ from common.errors import TributaryError
 from common.secrets import mask
 from common.settings import Settings, get_settings
 from common.process import worker_id
-from runners.base import LogSink, RunHandle, Runner, ScriptJob, ScriptOutcome, prepare_work_dir, read_outcome
+from runners.base import (
+    MAX_LINE_BYTES,
+    LogSink,
+    RunHandle,
+    Runner,
+    ScriptJob,
+    ScriptOutcome,
+    prepare_work_dir,
+    read_outcome,
+)
 from runners.docker_engine import (
     OWNER_LABEL,
     RUN_LABEL,
@@ -57,8 +66,6 @@ TMPFS_SIZE = "64m"
 SELF_STOP_GRACE_S = 30
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 PROCESS_LIMIT_SIGNS = ("BlockingIOError: [Errno 11]", "can't start new thread")
-# Output with no newline is cut into lines of this size, so that the app never holds more of it.
-MAX_LINE_BYTES = 64 * 1024
 
 
 def ca_bundle(settings: Settings) -> Path | None:
@@ -146,17 +153,6 @@ def container_options(job: ScriptJob, settings: Settings, user: str, ca: Path | 
         "stdin_open": False,
         "tty": False,
     }
-
-
-def _read_outcome(job: ScriptJob, exit_code: int | None, duration_s: float) -> ScriptOutcome:
-    """read_outcome, for files a script could write anything into: garbage there fails the
-    run with a message instead of raising into the app."""
-    try:
-        return read_outcome(job, exit_code, duration_s)
-    except (ValueError, TypeError, AttributeError, OSError) as exc:
-        return ScriptOutcome(status="failed", exit_code=exit_code, duration_s=duration_s,
-                             spool_dir=job.work_dir / "out" / "spool",
-                             error=mask(f"the script's result in out/ could not be read: {exc}", job.secrets))
 
 
 def _engine_refused(exc: DockerException) -> TributaryError:
@@ -249,7 +245,7 @@ class DockerHandle(RunHandle):
         self._reader.join(timeout=5)
         out_of_memory = self._out_of_memory()
         self._remove()
-        outcome = _read_outcome(self._job, exit_code, time.monotonic() - self._started)
+        outcome = read_outcome(self._job, exit_code, time.monotonic() - self._started)
         return self._explain(outcome, out_of_memory, lost)
 
     def _explain(self, outcome: ScriptOutcome, out_of_memory: bool, lost: Exception | None) -> ScriptOutcome:
