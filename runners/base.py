@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,60 @@ class Runner(ABC):
 
     def check(self) -> None:
         """Raise a TributaryError explaining why this runner cannot run scripts here."""
+
+
+WATCH_INTERVAL_S = 0.5  # how often a running script's work dir is measured
+
+
+def work_dir_size(path: Path) -> int:
+    """Bytes the work dir holds (sparse files at their full size), without following links."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                found = list(entries)
+        except OSError:
+            continue
+        for entry in found:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += max(info.st_size, info.st_blocks * 512)
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return total
+
+
+class WorkDirWatch:
+    """Measures a running script's work dir every WATCH_INTERVAL_S (spool parts already taken
+    out do not count) and calls kill() once it holds more than limit_mb (every runner)."""
+
+    def __init__(self, work_dir: Path, limit_mb: int, kill: Callable[[], object]):
+        self.limit_mb = limit_mb
+        self.exceeded = False
+        self._work_dir, self._kill = work_dir, kill
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"watch-{work_dir.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def error(self) -> str:
+        return f"the run wrote more than {self.limit_mb} MB to its work dir (TRIBUTARY_WORK_DIR_LIMIT_MB)"
+
+    def _watch(self) -> None:
+        limit = self.limit_mb * 1024 * 1024
+        while not self._stopped.wait(WATCH_INTERVAL_S):
+            if work_dir_size(self._work_dir) > limit:
+                self.exceeded = True
+                self._kill()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 def prepare_work_dir(job: ScriptJob) -> None:

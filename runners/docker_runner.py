@@ -43,6 +43,7 @@ from runners.base import (
     Runner,
     ScriptJob,
     ScriptOutcome,
+    WorkDirWatch,
     prepare_work_dir,
     read_outcome,
 )
@@ -178,6 +179,7 @@ class DockerHandle(RunHandle):
         self._timer = threading.Timer(job.timeout_s, self._on_timeout)
         self._timer.daemon = True
         self._timer.start()
+        self._watch = WorkDirWatch(job.work_dir, settings.work_dir_limit_mb, self._kill)
 
     def _emit(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
@@ -242,6 +244,7 @@ class DockerHandle(RunHandle):
         finally:
             self._timer.cancel()
             self._timer.join()  # a timeout that fired has finished marking itself
+            self._watch.stop()
         self._reader.join(timeout=5)
         out_of_memory = self._out_of_memory()
         self._remove()
@@ -255,6 +258,8 @@ class DockerHandle(RunHandle):
         elif self._timed_out.is_set():
             outcome.status = "timeout"
             outcome.error = f"timed out after {self._job.timeout_s:g} s (the feed's time limit)"
+        elif self._watch.exceeded:
+            outcome.status, outcome.error = "failed", self._watch.error
         elif lost is not None:
             outcome.status = "failed"
             outcome.error = f"lost contact with the Docker engine during the run: {lost}"

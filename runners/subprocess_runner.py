@@ -15,7 +15,6 @@ import functools
 import os
 import select
 import signal
-import stat
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from runners.base import (
     Runner,
     ScriptJob,
     ScriptOutcome,
+    WorkDirWatch,
     prepare_work_dir,
     read_outcome,
 )
@@ -94,29 +94,6 @@ def wait_for_exit(process: subprocess.Popen, timeout_s: float) -> int:
     return process.wait()
 
 
-WATCH_INTERVAL_S = 0.5  # how often a running script's work dir is measured
-
-
-def work_dir_size(path: Path) -> int:
-    """Bytes the work dir holds (sparse files at their full size), without following links."""
-    total = 0
-    stack = [str(path)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += max(info.st_size, info.st_blocks * 512)
-            if stat.S_ISDIR(info.st_mode):
-                stack.append(entry.path)
-    return total
-
-
 @dataclass
 class Launch:
     """How to start one script: the command, and what holds its limits."""
@@ -145,14 +122,13 @@ class SubprocessHandle(RunHandle):
         self._job = job
         self._on_log = on_log
         self._started = started
-        self._work_dir_limit_mb = work_dir_limit_mb
         self._cgroup = cgroup
         self._pids_limit = pids_limit
         self._cancelled = threading.Event()
         self._timed_out = False
-        self._over_disk = False
         self._reader = threading.Thread(target=self._pump, daemon=True)
         self._reader.start()
+        self._watch = WorkDirWatch(job.work_dir, work_dir_limit_mb, self._kill_group)
 
     def _pump(self) -> None:
         stream = self._process.stdout
@@ -181,27 +157,10 @@ class SubprocessHandle(RunHandle):
         self._cancelled.set()
         self._kill_group()
 
-    def _wait_watching(self) -> int:
-        """The exit code; measures the work dir meanwhile and kills the run past its limit."""
-        deadline = self._started + self._job.timeout_s
-        limit = self._work_dir_limit_mb * 1024 * 1024
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise subprocess.TimeoutExpired(self._process.args, self._job.timeout_s)
-            try:
-                return wait_for_exit(self._process, min(remaining, WATCH_INTERVAL_S))
-            except subprocess.TimeoutExpired:
-                pass
-            if work_dir_size(self._job.work_dir) > limit:
-                self._over_disk = True
-                self._kill_group()
-                return self._process.wait()
-
     def wait(self) -> ScriptOutcome:
         try:
             try:
-                exit_code = self._wait_watching()
+                exit_code = wait_for_exit(self._process, self._job.timeout_s)
             except subprocess.TimeoutExpired:
                 self._timed_out = True
                 self._kill_group()
@@ -210,6 +169,7 @@ class SubprocessHandle(RunHandle):
             outcome = read_outcome(self._job, exit_code, time.monotonic() - self._started)
             return self._explain(outcome)
         finally:
+            self._watch.stop()
             if self._cgroup is not None:
                 self._cgroup.remove()  # whatever the script left running goes with it
 
@@ -221,10 +181,8 @@ class SubprocessHandle(RunHandle):
         elif self._timed_out:
             outcome.status = "timeout"
             outcome.error = f"timed out after {self._job.timeout_s:g} s (the feed's time limit)"
-        elif self._over_disk:
-            outcome.status = "failed"
-            outcome.error = (f"the run wrote more than {self._work_dir_limit_mb} MB to its work dir "
-                             "(TRIBUTARY_WORK_DIR_LIMIT_MB)")
+        elif self._watch.exceeded:
+            outcome.status, outcome.error = "failed", self._watch.error
         elif cgroup is not None and cgroup.out_of_memory() and not outcome.ok:
             detail = outcome.error or "stopped by the out-of-memory killer"
             outcome.error = f"memory limit of {limit_mb} MB exceeded (a process of the run was stopped by " \
