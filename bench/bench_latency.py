@@ -3,10 +3,12 @@
 What a user waits for between pressing "Test" and seeing the preview, once the runner is warm:
 bench_runners.py's measurement (a few unmeasured warm-up runs, then N test runs through
 core.runs.test_script, in this process as the app does), summarised as median and p95.
+`subprocess` is the bubblewrap sandbox, `subprocess-unisolated` the plain child process: their
+difference is what the sandbox costs a test run (target: at most SANDBOX_TARGET_MS).
 The example declares no dependencies, so the subprocess runner's environment is the app's own
 interpreter; the docker runner uses its base image, which must already exist.
 
-    .venv/bin/python bench/bench_latency.py [--runs 20] [--runners subprocess,docker] [--json]
+    .venv/bin/python bench/bench_latency.py [--runs 20] [--runners subprocess,subprocess-unisolated,docker] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runners import EXAMPLE, WARM_UP_RUNS, demo_host, measure  # noqa: E402
+from report import sandbox_cost  # noqa: E402
 
 from common.errors import TributaryError  # noqa: E402  (bench_runners put the project on sys.path)
 from demo.api import DemoAPI  # noqa: E402
@@ -57,7 +60,7 @@ def measure_runners(runners: list[str], runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--runners", default="subprocess,docker")
+    parser.add_argument("--runners", default="subprocess,subprocess-unisolated,docker")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     args = parser.parse_args()
     runners = [name.strip() for name in args.runners.split(",") if name.strip()]
@@ -68,10 +71,13 @@ def main() -> None:
     print(f"test runs of {EXAMPLE.name}, {args.runs} per runner after {WARM_UP_RUNS} warm-up runs")
     for runner, result in results.items():
         if "error" in result:
-            print(f"{runner:>10}: not measured: {result['error']}")
+            print(f"{runner:>21}: not measured: {result['error']}")
         else:
-            print(f"{runner:>10}: median {result['median_s'] * 1000:7.1f} ms   p95 {result['p95_s'] * 1000:7.1f} ms   "
+            print(f"{runner:>21}: median {result['median_s'] * 1000:7.1f} ms   p95 {result['p95_s'] * 1000:7.1f} ms   "
                   f"(script alone: median {result['script']['median_s'] * 1000:.1f} ms)")
+    isolated, plain = results.get("subprocess", {}), results.get("subprocess-unisolated", {})
+    if "median_s" in isolated and "median_s" in plain:
+        print(sandbox_cost(isolated["median_s"], plain["median_s"]))
 
 
 if __name__ == "__main__":

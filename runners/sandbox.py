@@ -39,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
@@ -330,10 +331,13 @@ class RunCgroup:
         return self._events("pids", "pids.events", "max") > 0
 
     def remove(self) -> None:
-        """Kill whatever is left in it and remove it."""
+        """Kill whatever is left in it and remove it. The kernel may take a moment to let go of
+        processes just killed: the directory is then removed in the background, so that the
+        run's outcome does not wait for it (start-up removes any that a crash left)."""
         self.close_procs()
         for path in set(self.dirs.values()):
-            remove_cgroup(path)
+            if not remove_cgroup(path, wait_s=0):
+                threading.Thread(target=remove_cgroup, args=(path,), name=f"rmdir-{path.name}", daemon=True).start()
 
 
 def _procs(path: Path) -> list[int]:
