@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from common.errors import TributaryError
+from runners.base import MAX_LINE_BYTES
 
 # The installer's environment in a sandbox: what finds packages and reaches them, nothing else.
 INSTALL_ENV = {
@@ -38,6 +39,8 @@ INSTALL_ENV = {
     "UV_INDEX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "PIP_DEFAULT_TIMEOUT",
 }
 DIRECT_ENV = "TRIBUTARY_ALLOW_DIRECT_REQUIREMENTS"
+# A name like these is a file to the installer, not a package of the index.
+ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".egg")
 
 # wrap(argv, env_dir, env) -> the command that runs argv in a sandbox
 Wrap = Callable[[list[str], Path, dict], list[str]]
@@ -61,7 +64,8 @@ def direct_requirement_problem(requirement: str) -> str | None:
             parsed = Requirement(text)
         except InvalidRequirement:
             parsed = None
-        if parsed is not None and not parsed.url:
+        if parsed is not None and not parsed.url and not parsed.name.lower().endswith(ARCHIVE_SUFFIXES) \
+                and parsed.name not in (".", ".."):
             return None
     elif not any(sign in text for sign in ("@", "/", "\\", ":")):
         return None
@@ -99,15 +103,12 @@ def _uv_binary() -> str | None:
         return shutil.which("uv")
 
 
-LINE_BYTES = 64 * 1024  # the installer's output is cut into lines of at most this
-
-
 def _stream(cmd: list[str], on_log: Callable[[str], None], env: dict | None = None,
             cwd: Path | None = None) -> tuple[int, list[str]]:
     tail: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                           env=env, cwd=cwd) as process:
-        while raw := process.stdout.readline(LINE_BYTES):
+        while raw := process.stdout.readline(MAX_LINE_BYTES):  # cut, as a script's
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             on_log(line)
             tail = (tail + [line])[-15:]

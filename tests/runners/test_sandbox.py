@@ -25,6 +25,7 @@ from runners.sandbox import (
     "-e .",
     "--index-url=https://example.com/simple",
     "git+https://github.com/msiemens/tinydb",
+    "tinydb-4.8.0.tar.gz",
 ])
 def test_requirements_from_urls_files_or_options_are_refused_naming_them(tmp_path, requirement):
     with pytest.raises(DependencyInstallError) as refused:
@@ -82,3 +83,14 @@ def test_leftover_empty_cgroups_are_removed_and_live_ones_kept():
         pytest.skip("no cgroup can be created on this machine")
     assert "leftover-test" in remove_leftover_cgroups()
     assert not any(path.exists() for path in cgroup.dirs.values())
+
+
+def test_an_install_sees_the_environment_it_builds_and_nothing_else_of_the_data_dir(tmp_path):
+    from runners.subprocess_runner import install_command
+
+    env_dir = tmp_path / "data" / "envs" / "0123456789abcdef"
+    argv = install_command("bwrap", True, ["uv", "pip", "install", "tinydb"], env_dir, {"HOME": str(env_dir)})
+    assert "--share-net" in argv  # installs fetch from the package index
+    mounted = [argv[i + 2] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind", "--ro-bind-try")]
+    assert [path for path in mounted if path.startswith(str(tmp_path))] == [str(env_dir)]
+    assert argv[argv.index("--bind") + 1:argv.index("--bind") + 3] == [str(env_dir), str(env_dir)]
