@@ -407,11 +407,28 @@ def rlimits_for(limits: Limits, cgroup_controllers: set[str]) -> list[tuple[int,
     values = [(resource.RLIMIT_FSIZE, limits.work_dir_mb * 1024 * 1024), (resource.RLIMIT_CORE, 0)]
     if "memory" not in cgroup_controllers:
         values.append((resource.RLIMIT_AS, limits.memory_mb * 1024 * 1024))
-    if "pids" not in cgroup_controllers:
-        values.append((resource.RLIMIT_NPROC, limits.pids))
+    if "pids" not in cgroup_controllers and os.geteuid() != 0:  # root is exempt from it anyway
+        # It counts every task of the user, the app's included: the run may start `pids` more.
+        values.append((resource.RLIMIT_NPROC, _user_tasks() + limits.pids))
     if "cpu" not in cgroup_controllers:
         values.append((resource.RLIMIT_CPU, int(limits.timeout_s * max(limits.cpus, 0.01)) + 5))
     return values
+
+
+def _user_tasks() -> int:
+    """Tasks (threads) whose real uid is ours: what RLIMIT_NPROC counts."""
+    uid, count = str(os.getuid()), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", encoding="ascii", errors="replace") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        if fields.get("Uid", "").split()[:1] == [uid]:
+            count += int(fields.get("Threads", "1").strip() or 1)
+    return count
 
 
 def apply_rlimits(values: list[tuple[int, int]]) -> None:
@@ -432,7 +449,7 @@ def describe_limits(limits: Limits, controllers: set[str], version: str = "cgrou
     elif root:
         parts.append("processes not limited (no cgroup, and RLIMIT_NPROC does not hold for root)")
     else:
-        parts.append(f"processes {limits.pids} (rlimit, for the whole user)")
+        parts.append(f"processes {limits.pids} more than the user already has (rlimit; no cgroup)")
     parts.append(f"CPU {limits.cpus:g} ({version})" if "cpu" in controllers else
                  f"CPU time {int(limits.timeout_s * max(limits.cpus, 0.01)) + 5} s per process (rlimit)")
     parts.append(f"work dir {limits.work_dir_mb} MB")

@@ -219,8 +219,10 @@ class SubprocessRunner(Runner):
             on_log("[tributary] note: the subprocess-unisolated runner cannot take the network away; "
                    "use the subprocess or docker runner for feeds that must run without network")
         python = self.environment(job, on_log)
+        # An address-space limit per process and a cap on a file's size, as this runner always had:
+        # no process or CPU-time rlimits (RLIMIT_NPROC would count every process of the user's).
         return Launch([python, "-u", "_tributary_boot.py"], job.work_dir, scrubbed_environment(job),
-                      rlimits_for(self.limits(job), set()))
+                      rlimits_for(self.limits(job), {"pids", "cpu"}))
 
     def start(self, job: ScriptJob, on_log: LogSink) -> RunHandle:
         prepare_work_dir(job)

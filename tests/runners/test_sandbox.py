@@ -3,6 +3,8 @@ cgroups, and the dependency rules that go with it (runners/envs.py)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from common.settings import get_settings
@@ -94,3 +96,20 @@ def test_an_install_sees_the_environment_it_builds_and_nothing_else_of_the_data_
     mounted = [argv[i + 2] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind", "--ro-bind-try")]
     assert [path for path in mounted if path.startswith(str(tmp_path))] == [str(env_dir)]
     assert argv[argv.index("--bind") + 1:argv.index("--bind") + 3] == [str(env_dir), str(env_dir)]
+
+
+def test_without_cgroups_rlimits_stand_in_and_the_log_says_so(tributary, monkeypatch):
+    import runners.sandbox as sandbox
+    from core.preview import PreviewRequest, preview_script
+
+    if not isolation_status(get_settings()).isolated:
+        pytest.skip("bubblewrap cannot isolate scripts on this machine")
+    monkeypatch.setenv("TRIBUTARY_RUNNER", "subprocess")
+    monkeypatch.setattr(sandbox, "_group_dirs", lambda: ({}, "cgroup"))
+    script = "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))\n"
+    result = preview_script(PreviewRequest(script=script, memory_limit_mb=256, timeout_s=60))
+    assert not result.ok and "memory limit of 256 MB exceeded" in result.error, result.error
+    first = result.logs[0]
+    assert "memory 256 MB per process (rlimit" in first, first
+    assert ("processes not limited" in first) if os.geteuid() == 0 else ("processes 256 more" in first)
+    assert "CPU time" in first
