@@ -84,10 +84,10 @@ def _probe(bwrap: str) -> tuple[str | None, bool, str | None]:
         version = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
         return None, False, f"bubblewrap at {bwrap} does not start: {exc}"
-    base = [bwrap, *system_binds(), "--unshare-all", "--die-with-parent"]
     problem = None
-    for userns in (True, False):
-        command = [*base, *(["--uid", str(NOBODY), "--gid", str(NOBODY)] if userns else []), "true"]
+    for userns in (True, False):  # the very command line runs get, so that what works here works there
+        command = bwrap_command(bwrap, userns, ["true"], rw=[], ro=[], env={"PATH": "/usr/bin:/bin"},
+                                network=False, chdir="/")
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError) as exc:
