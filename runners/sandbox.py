@@ -35,10 +35,12 @@ from __future__ import annotations
 import functools
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -65,6 +67,123 @@ CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "SSL_CE
 
 class SandboxRefused(TributaryError):
     pass
+
+
+# ---------------------------------------------------------------- a network of the run's own
+
+NETWORK_HOST, NETWORK_PRIVATE = "host", "private"
+SLIRP_HINT = "apt-get install slirp4netns"
+SLIRP_DNS = "10.0.2.3"
+SLIRP_START_S = 10.0
+
+
+def _host_resolv_is_loopback() -> bool:
+    try:
+        servers = [line.split()[1] for line in Path("/etc/resolv.conf").read_text().splitlines()
+                   if line.startswith("nameserver") and len(line.split()) > 1]
+    except OSError:
+        return False
+    return bool(servers) and all(server.startswith("127.") or server == "::1" for server in servers)
+
+
+class PrivateNetwork:
+    """A network namespace of the run's own, connected to the outside by slirp4netns (user-mode
+    networking) with the host's loopback disabled: the script reaches the internet and the
+    host's other addresses, but not 127.0.0.1 of the host (a local store, the app's port).
+
+    The namespace is made before the sandbox, by a holder process (`unshare --net sleep`),
+    slirp4netns connects it, and bwrap starts inside it (through nsenter) with --share-net."""
+
+    def __init__(self, slirp: str, resolv_dir: Path | None):
+        self.slirp = slirp
+        self._holder: subprocess.Popen | None = None
+        self._process: subprocess.Popen | None = None
+        self._exit_w: int | None = None
+        self._resolv = None
+        if resolv_dir is not None and _host_resolv_is_loopback():  # that resolver is out of reach
+            resolv_dir.mkdir(parents=True, exist_ok=True)
+            self._resolv = resolv_dir / "resolv.conf"
+            self._resolv.write_text(f"nameserver {SLIRP_DNS}\n")
+            self._resolv.chmod(0o644)
+
+    @property
+    def bwrap_args(self) -> list[str]:
+        return ["--ro-bind", str(self._resolv), "/etc/resolv.conf"] if self._resolv is not None else []
+
+    def _namespace_made(self, pid: int) -> bool:
+        try:
+            return os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        except OSError:
+            return False
+
+    def open(self, lifetime_s: float) -> list[str]:
+        """Make and connect the namespace; the command prefix that starts bwrap inside it. The
+        holder outlives an app killed mid-run by lifetime_s at most (slirp4netns stops with
+        the app: its exit fd closes)."""
+        unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
+        if not unshare or not nsenter:
+            raise TributaryError("sandbox: a private network needs unshare and nsenter (util-linux)")
+        self._holder = subprocess.Popen([unshare, "--net", "--", "sleep", f"{lifetime_s:.0f}"], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+        pid = self._holder.pid
+        deadline = time.monotonic() + SLIRP_START_S
+        while not self._namespace_made(pid):
+            if self._holder.poll() is not None or time.monotonic() > deadline:
+                raise TributaryError("sandbox: could not make the run's network namespace (unshare --net)")
+            time.sleep(0.001)
+        ready_r, ready_w = os.pipe()
+        exit_r, self._exit_w = os.pipe()
+        with tempfile.TemporaryFile() as errors:
+            try:
+                self._process = subprocess.Popen(
+                    [self.slirp, "--configure", "--mtu=65520", "--disable-host-loopback", f"--ready-fd={ready_w}",
+                     f"--exit-fd={exit_r}", str(pid), "tap0"],
+                    pass_fds=(ready_w, exit_r), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=errors, start_new_session=True)
+            finally:
+                os.close(ready_w)
+                os.close(exit_r)
+            try:
+                if not select.select([ready_r], [], [], SLIRP_START_S)[0] or os.read(ready_r, 1) != b"1":
+                    errors.seek(0)
+                    detail = errors.read(4096).decode("utf-8", "replace").strip().replace("\n", " | ")
+                    raise TributaryError(f"sandbox: slirp4netns could not connect the run's network: "
+                                         f"{detail or 'no output'}")
+            finally:
+                os.close(ready_r)
+        return [nsenter, f"--net=/proc/{pid}/ns/net", "--"]
+
+    def close(self) -> None:
+        """After the run (or a failed start): stop slirp4netns and the namespace's holder."""
+        if self._exit_w is not None:
+            os.close(self._exit_w)  # slirp4netns exits once this closes
+            self._exit_w = None
+        for name in ("_process", "_holder"):
+            process = getattr(self, name)
+            if process is None:
+                continue
+            setattr(self, name, None)
+            if name == "_holder":
+                process.kill()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def private_network(settings: Settings) -> tuple[str | None, str | None]:
+    """(slirp4netns path, problem) when feeds with network get a network of their own."""
+    if settings.sandbox_network not in (NETWORK_HOST, NETWORK_PRIVATE):
+        return None, f"TRIBUTARY_SANDBOX_NETWORK must be {NETWORK_HOST} or {NETWORK_PRIVATE}, " \
+                     f"not {settings.sandbox_network!r}"
+    if settings.sandbox_network != NETWORK_PRIVATE:
+        return None, None
+    slirp = shutil.which("slirp4netns")
+    if slirp is None:
+        return None, f"TRIBUTARY_SANDBOX_NETWORK=private needs slirp4netns ({SLIRP_HINT})"
+    return slirp, None
 
 
 # ---------------------------------------------------------------- bubblewrap
@@ -144,9 +263,11 @@ def ca_paths(env: dict[str, str]) -> list[Path]:
 
 
 def bwrap_command(bwrap: str, userns: bool, argv: list[str], *, rw: list[tuple[str, str]], ro: list[Path | str],
-                  env: dict[str, str], network: bool, chdir: str, tmp_mb: int = TMP_SIZE_MB) -> list[str]:
+                  env: dict[str, str], network: bool, chdir: str, tmp_mb: int = TMP_SIZE_MB,
+                  extra: list[str] | None = None) -> list[str]:
     """The bubblewrap command line that runs argv in a sandbox (see the module docstring).
-    rw: (host path, sandbox path) read-write binds; ro: host paths bound read-only in place."""
+    rw: (host path, sandbox path) read-write binds; ro: host paths bound read-only in place;
+    network: share the host's; extra: more bwrap options (a PrivateNetwork's)."""
     command = [bwrap, *system_binds(), "--proc", "/proc", "--dev", "/dev",
                "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]  # before binds that may lie under /tmp
     command += _read_only(ro)
@@ -161,7 +282,7 @@ def bwrap_command(bwrap: str, userns: bool, argv: list[str], *, rw: list[tuple[s
                 "--clearenv"]
     for name, value in sorted(env.items()):
         command += ["--setenv", name, value]
-    return [*command, "--", *argv]
+    return [*command, *(extra or []), "--", *argv]
 
 
 # ---------------------------------------------------------------- who may run unisolated
@@ -464,9 +585,11 @@ class IsolationStatus:
     how: str  # "bubblewrap 0.8.0, user namespace (runs as nobody)", or "not isolated"
     limits: str  # "memory, processes and CPU per run (cgroup)", or which rlimits stand in
     problem: str | None = None  # why not isolated, or which limit does not hold
+    network: str = ""  # what feeds with network access get
 
     def as_dict(self) -> dict:
-        return {"isolated": self.isolated, "how": self.how, "limits": self.limits, "problem": self.problem}
+        return {"isolated": self.isolated, "how": self.how, "limits": self.limits, "problem": self.problem,
+                "network": self.network}
 
 
 def bwrap_available(settings: Settings) -> tuple[str | None, bool, str | None]:
@@ -490,13 +613,16 @@ def isolation_status(settings: Settings) -> IsolationStatus:
             limits += f"; {', '.join(missing)} by rlimits"
     else:
         limits = "rlimits per process (no cgroup can be created here)"
+    slirp, network_problem = private_network(settings)
+    network = network_problem or ("a network of each run's own (slirp4netns), without the host's loopback" if slirp
+                                  else "the host's network, its loopback included (TRIBUTARY_SANDBOX_NETWORK=host)")
     if bwrap is None:
-        return IsolationStatus(False, "not isolated", limits, problem)
+        return IsolationStatus(False, "not isolated", limits, problem, "the host's network")
     version_text = _probe(bwrap)[0] or "bubblewrap"
     who = "user namespace, runs as nobody" if userns else "runs as the app's user, capabilities dropped " \
                                                         "(user namespaces are not allowed here)"
     return IsolationStatus(True, f"{version_text}, {who}", limits,
-                           None if held else "no cgroup: limits hold per process only")
+                           network_problem or (None if held else "no cgroup: limits hold per process only"), network)
 
 
 def refuse_unisolated(settings: Settings, problem: str) -> None:

@@ -40,13 +40,16 @@ from runners.sandbox import (
     SANDBOX_WORK_DIR,
     TMP_SIZE_MB,
     Limits,
+    PrivateNetwork,
     RunCgroup,
+    SandboxRefused,
     apply_rlimits,
     bwrap_available,
     bwrap_command,
     ca_paths,
     cgroup_name,
     describe_limits,
+    private_network,
     python_paths,
     refuse_unisolated,
     rlimits_for,
@@ -103,6 +106,14 @@ class Launch:
     env: dict[str, str]
     rlimits: list = field(default_factory=list)
     cgroup: RunCgroup | None = None
+    network: PrivateNetwork | None = None
+
+    def release(self) -> None:
+        """What the run held besides its process: its cgroup, its network helper."""
+        if self.network is not None:
+            self.network.close()
+        if self.cgroup is not None:
+            self.cgroup.remove()  # whatever the script left running goes with it
 
     def preexec(self):
         rlimits, cgroup = self.rlimits, self.cgroup
@@ -117,12 +128,13 @@ class Launch:
 
 class SubprocessHandle(RunHandle):
     def __init__(self, process: subprocess.Popen, job: ScriptJob, on_log: LogSink, started: float,
-                 work_dir_limit_mb: int, cgroup: RunCgroup | None = None, pids_limit: int | None = None):
+                 work_dir_limit_mb: int, launch: Launch | None = None, pids_limit: int | None = None):
         self._process = process
         self._job = job
         self._on_log = on_log
         self._started = started
-        self._cgroup = cgroup
+        self._launch = launch
+        self._cgroup = launch.cgroup if launch is not None else None
         self._pids_limit = pids_limit
         self._cancelled = threading.Event()
         self._timed_out = False
@@ -170,8 +182,8 @@ class SubprocessHandle(RunHandle):
             return self._explain(outcome)
         finally:
             self._watch.stop()
-            if self._cgroup is not None:
-                self._cgroup.remove()  # whatever the script left running goes with it
+            if self._launch is not None:
+                self._launch.release()
 
     def _explain(self, outcome: ScriptOutcome) -> ScriptOutcome:
         limit_mb = self._job.memory_limit_mb
@@ -227,10 +239,10 @@ class SubprocessRunner(Runner):
     def start(self, job: ScriptJob, on_log: LogSink) -> RunHandle:
         prepare_work_dir(job)
         launch = self.launch(job, on_log)
-        cgroup = launch.cgroup
+        process = None
         try:
-            if cgroup is not None:
-                cgroup.open_procs()
+            if launch.cgroup is not None:
+                launch.cgroup.open_procs()
             started = time.monotonic()
             process = subprocess.Popen(
                 launch.argv,
@@ -242,14 +254,25 @@ class SubprocessRunner(Runner):
                 start_new_session=True,
                 preexec_fn=launch.preexec(),
             )
+            if launch.cgroup is not None:
+                launch.cgroup.close_procs()
         except BaseException:
-            if cgroup is not None:
-                cgroup.remove()
+            if process is not None:
+                _kill_session(process)
+            launch.release()
             raise
-        if cgroup is not None:
-            cgroup.close_procs()
-        return SubprocessHandle(process, job, on_log, started, self.settings.work_dir_limit_mb, cgroup,
+        return SubprocessHandle(process, job, on_log, started, self.settings.work_dir_limit_mb, launch,
                                 self.settings.sandbox_pids_limit)
+
+
+def _kill_session(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
 
 
 class IsolatedSubprocessRunner(SubprocessRunner):
@@ -276,28 +299,38 @@ class IsolatedSubprocessRunner(SubprocessRunner):
             refuse_unisolated(self.settings, problem)
             on_log(f"sandbox: not isolated: {problem}")
             return super().launch(job, on_log)
+        slirp, network_problem = private_network(self.settings)
+        if network_problem and job.network:
+            raise SandboxRefused(f"sandbox: {network_problem}")  # fail closed: no host network instead
         limits = self.limits(job)
         cgroup = RunCgroup.create(cgroup_name(job.run_id), limits.memory_mb, limits.pids, limits.cpus)
         controllers = cgroup.controllers if cgroup is not None else set()
+        launch = Launch([], job.work_dir, {}, rlimits_for(limits, controllers), cgroup)
         who = "runs as nobody (user namespace)" if userns else "runs as the app's user, no capabilities"
+        network = "off" if not job.network else (
+            "on (its own, through slirp4netns: the host's loopback is out of reach)" if slirp else
+            "on (the host's, its loopback included)")
         on_log("sandbox: bubblewrap; " + "; ".join(describe_limits(limits, controllers))
-               + f"; /tmp {TMP_SIZE_MB} MB; network {'on' if job.network else 'off'}; {who}")
+               + f"; /tmp {TMP_SIZE_MB} MB; network {network}; {who}")
         try:
             python = self.environment(job, on_log)
             env = scrubbed_environment(job)
             env["HOME"] = SANDBOX_WORK_DIR
-            argv = bwrap_command(
+            prefix: list[str] = []
+            if slirp and job.network:  # bwrap joins the run's own network instead of the host's
+                launch.network = PrivateNetwork(slirp, self.settings.data_dir / "sandbox")
+                prefix = launch.network.open(job.timeout_s + KILL_GRACE_S + 60)
+            launch.argv = prefix + bwrap_command(
                 bwrap, userns, [python, "-u", f"{SANDBOX_WORK_DIR}/_tributary_boot.py"],
                 rw=[(str(job.work_dir.resolve()), SANDBOX_WORK_DIR)],
                 ro=[*python_paths(python), *ca_paths(env)], env=env, network=job.network,
-                chdir=SANDBOX_WORK_DIR)
+                chdir=SANDBOX_WORK_DIR, extra=launch.network.bwrap_args if launch.network else None)
         except BaseException:
-            if cgroup is not None:
-                cgroup.remove()
+            launch.release()
             raise
         # Only bwrap itself sees this environment (the script gets --setenv's): keep it bare.
-        outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
-        return Launch(argv, job.work_dir, outer_env, rlimits_for(limits, controllers), cgroup)
+        launch.env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        return launch
 
 
 def install_command(bwrap: str, userns: bool, argv: list[str], env_dir: Path, env: dict[str, str]) -> list[str]:

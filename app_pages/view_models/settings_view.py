@@ -259,6 +259,7 @@ def _sandbox_status(settings: Settings) -> RunnerStatus:
     details = [
         ("Sandbox", status.how, "TRIBUTARY_SANDBOX_BWRAP"),
         ("Limits", status.limits, "TRIBUTARY_SANDBOX_PIDS_LIMIT, TRIBUTARY_SANDBOX_CPUS"),
+        ("Network of feeds with network access", status.network, "TRIBUTARY_SANDBOX_NETWORK"),
         ("Work dir of a run", f"at most {settings.work_dir_limit_mb} MB", "TRIBUTARY_WORK_DIR_LIMIT_MB"),
     ]
     if status.isolated:

@@ -222,6 +222,41 @@ def test_no_network_means_no_loopback_either(sandbox):
     assert result.records[0]["reached"] is False, result.records
 
 
+def test_a_private_network_reaches_out_but_not_the_hosts_loopback(sandbox, monkeypatch):
+    """TRIBUTARY_SANDBOX_NETWORK=private: the run's own network (slirp4netns) without the host's
+    loopback, where the store and the app may listen; an address of the host's outside loopback
+    (here the demo API's, on all interfaces) still answers."""
+    import shutil
+
+    from demo.api import DemoAPI
+    from tests.conftest import missing_service
+
+    if sandbox != "subprocess":
+        pytest.skip("the docker runner keeps loopback out with its bridge network")
+    if not shutil.which("slirp4netns"):
+        missing_service("slirp4netns is not installed (apt-get install slirp4netns; scripts/ci-sandbox.sh)")
+    monkeypatch.setenv("TRIBUTARY_SANDBOX_NETWORK", "private")
+    with DemoAPI(host="0.0.0.0") as api:
+        port = api.url.rsplit(":", 1)[1].split("/")[0]
+        host_address = socket.gethostbyname(socket.gethostname())
+        attempt = (
+            "import socket\nfrom lib import outputStream\n"
+            f"for host in ('127.0.0.1', '10.0.2.2', {host_address!r}):\n"
+            "    try:\n"
+            f"        socket.create_connection((host, {port}), timeout=3).close()\n"
+            "        outputStream.write({'host': host, 'reached': True})\n"
+            "    except OSError as exc:\n"
+            "        outputStream.write({'host': host, 'reached': False, 'error': type(exc).__name__})\n"
+        )
+        result = preview_script(PreviewRequest(script=attempt, run_to_completion=True))
+    assert result.ok, result.error
+    reached = {record["host"]: record["reached"] for record in result.records}
+    assert reached["127.0.0.1"] is False and reached["10.0.2.2"] is False, result.records
+    if not host_address.startswith("127."):
+        assert reached[host_address] is True, result.records
+    assert "network on (its own, through slirp4netns" in result.logs[0]
+
+
 @pytest.fixture
 def host_files(tmp_path):
     """Files of the host a script would like the app to read back as its own."""
