@@ -9,8 +9,10 @@ bubblewrap (Debian's `bubblewrap`) starts the script in namespaces of its own:
 - its own PID namespace (the script sees only its own processes; when it ends, everything it
   started, daemons included, is killed with it), IPC and UTS namespaces;
 - its own network namespace unless the feed has network access (fail closed: no network means
-  no --share-net, and only a loopback of its own exists). With network the script shares the
-  host's network, loopback services included (see "Holes" below);
+  no --share-net, and only a loopback of its own exists). With network, TRIBUTARY_SANDBOX_NETWORK
+  decides: "host" (the default) shares the host's network, loopback services included (see
+  "Holes" below); "private" gives the run a namespace of its own connected by slirp4netns
+  with the host's loopback disabled (PrivateNetwork), as the docker runner's bridge does;
 - a user namespace where the script runs as nobody (uid/gid 65534), which the kernel maps to
   the app's own uid: the app can read and remove what it wrote, and the script holds no
   capability of the host. Where user namespaces are not allowed, the script runs as the app's
@@ -26,8 +28,10 @@ is not limited for root, which RLIMIT_NPROC exempts, and the run log says so. Th
 size is watched by the runner (runners/subprocess_runner.py) and each file is capped by
 RLIMIT_FSIZE.
 
-Holes: a feed with network access reaches the host's loopback (a local PostgreSQL store, the
-app's own port); put such services behind a password, or use the docker runner on its bridge.
+Holes: with TRIBUTARY_SANDBOX_NETWORK=host, a feed with network access reaches the host's
+loopback (a local PostgreSQL store, the app's own port): set it to private, or put such services
+behind a password. Dependency installs always use the host's network (the index may be a local
+mirror), so a package's build script can reach loopback services too.
 """
 
 from __future__ import annotations
