@@ -127,9 +127,9 @@ class PrivateNetwork:
         unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
         if not unshare or not nsenter:
             raise TributaryError("sandbox: a private network needs unshare and nsenter (util-linux)")
-        self._holder = subprocess.Popen([unshare, "--net", "--", "sleep", f"{lifetime_s:.0f}"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+        self._holder = subprocess.Popen([unshare, "--net", "--", "sleep", f"{lifetime_s:.0f}"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True)
         pid = self._holder.pid
         deadline = time.monotonic() + SLIRP_START_S
         while not self._namespace_made(pid):

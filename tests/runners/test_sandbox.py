@@ -40,7 +40,8 @@ def test_requirements_from_urls_files_or_options_are_refused_naming_them(tmp_pat
 def test_index_requirements_pass_and_direct_ones_when_allowed():
     assert check_requirements(["tinydb==4.8.0", " requests[socks]>=2; python_version >= '3.8' "]) == [
         "tinydb==4.8.0", "requests[socks]>=2; python_version >= '3.8'"]
-    assert check_requirements(["tinydb @ file:///srv/tinydb.whl"], allow_direct=True) == ["tinydb @ file:///srv/tinydb.whl"]
+    direct = "tinydb @ file:///srv/tinydb.whl"
+    assert check_requirements([direct], allow_direct=True) == [direct]
 
 
 def test_dependencies_given_as_one_text_are_refused_instead_of_installing_each_letter():
