@@ -1,8 +1,9 @@
 """Test-run latency per runner: Peak's example against the demo API, median and 95th percentile.
 
 What a user waits for between pressing "Test" and seeing the preview, once the runner is warm:
-bench_runners.py's measurement (a few unmeasured warm-up runs, then N test runs through
-core.runs.test_script, in this process as the app does), summarised as median and p95.
+bench_runners.py's measurement (a few unmeasured warm-up runs, then N test runs, the runners
+taking turns, through core.runs.test_script, in this process as the app does), summarised as
+median and p95.
 `subprocess` is the bubblewrap sandbox, `subprocess-unisolated` the plain child process: their
 difference is what the sandbox costs a test run (target: at most SANDBOX_TARGET_MS).
 The example declares no dependencies, so the subprocess runner's environment is the app's own
@@ -42,19 +43,29 @@ def summarise(values: list[float]) -> dict:
 
 
 def measure_runners(runners: list[str], runs: int) -> dict:
-    """{runner: summary of the whole test run, with the script's own part} or {runner: {"error"}}."""
-    results = {}
+    """{runner: summary of the whole test run, with the script's own part} or {runner: {"error"}}.
+    The runners take turns, one test run each per round, so that a machine busy with something
+    else for a while slows them all alike and their difference stays meaningful."""
+    results: dict = {}
     with tempfile.TemporaryDirectory(prefix="tributary-bench-") as tmp, DemoAPI(host=demo_host()) as api:
         os.environ["TRIBUTARY_DATA_DIR"] = str(Path(tmp) / "data")
         script = EXAMPLE.read_text().replace("http://127.0.0.1:8765", api.url)
+        timings: dict[str, dict] = {}
         for runner in runners:
             try:
-                timings = measure(runner, script, runs)
+                measure(runner, script, 0)  # its warm-up runs
             except (TributaryError, ImportError) as exc:
                 results[runner] = {"error": str(exc).splitlines()[0][:200]}
                 continue
-            results[runner] = {**summarise(timings["total"]), "script": summarise(timings["script"])}
-    return results
+            timings[runner] = {"total": [], "script": []}
+        for _ in range(runs):
+            for runner, taken in timings.items():
+                one = measure(runner, script, 1, warm_up=0)
+                taken["total"] += one["total"]
+                taken["script"] += one["script"]
+        for runner, taken in timings.items():
+            results[runner] = {**summarise(taken["total"]), "script": summarise(taken["script"])}
+    return {runner: results[runner] for runner in runners}
 
 
 def main() -> None:

@@ -46,17 +46,17 @@ def demo_host() -> str:
         return "127.0.0.1"
 
 
-def measure(runner: str, script: str, runs: int) -> dict:
+def measure(runner: str, script: str, runs: int, warm_up: int = WARM_UP_RUNS) -> dict:
     os.environ["TRIBUTARY_RUNNER"] = runner
     get_runner(runner).check()
     totals, scripts = [], []
-    for index in range(WARM_UP_RUNS + runs):
+    for index in range(warm_up + runs):
         started = time.perf_counter()
         result = preview_script(PreviewRequest(script=script))
         elapsed = time.perf_counter() - started
         if not result.ok:
             raise TributaryError(f"a test run failed: {result.error}")
-        if index >= WARM_UP_RUNS:
+        if index >= warm_up:
             totals.append(elapsed)
             scripts.append(result.duration_s)
     return {"total": totals, "script": scripts}
