@@ -7,8 +7,8 @@ stay importable through a .pth file placed last on sys.path, so the script's own
 Each use touches the environment's .ready file, so that remove_unused_environments() can tell
 a set still in use from one that every feed and draft has moved away from.
 
-Given a `wrap` (the isolated runner's), the installer runs in a sandbox too: network on, the
-environment being built read-write, nothing else of the data dir visible, a scrubbed
+Given a `wrap` (the isolated runner's), the installer runs in a sandbox too: network on (the
+run's kind: TRIBUTARY_SANDBOX_NETWORK), the environment being built read-write, nothing else of the data dir visible, a scrubbed
 environment (proxies, CA bundles and the package index settings only). Requirements that
 install from a URL or a file (`name @ https://...`, `name @ file:///...`, bare paths or URLs,
 pip options such as -e or --index-url) are refused, naming the requirement, unless
@@ -27,7 +27,7 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable
 
 from common.errors import TributaryError
 from runners.base import MAX_LINE_BYTES
@@ -42,8 +42,9 @@ DIRECT_ENV = "TRIBUTARY_ALLOW_DIRECT_REQUIREMENTS"
 # A name like these is a file to the installer, not a package of the index.
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".egg")
 
-# wrap(argv, env_dir, env) -> the command that runs argv in a sandbox
-Wrap = Callable[[list[str], Path, dict], list[str]]
+# wrap(argv, env_dir, env): a context manager giving the command that runs argv in a sandbox
+# (and holding what that sandbox needs, such as its network, until the command has ended)
+Wrap = Callable[[list[str], Path, dict], ContextManager[list[str]]]
 
 
 class DependencyInstallError(TributaryError):
@@ -133,7 +134,8 @@ def _build(env_dir: Path, dependencies: list[str], on_log: Callable[[str], None]
     outer_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # bwrap's own; the installer's is env
 
     def run(cmd: list[str]) -> tuple[int, list[str]]:
-        return _stream(wrap(cmd, env_dir, env), on_log, outer_env, env_dir)
+        with wrap(cmd, env_dir, env) as wrapped:
+            return _stream(wrapped, on_log, outer_env, env_dir)
 
     try:
         _build_in(env_dir, dependencies, on_log, run, allow_existing=True)

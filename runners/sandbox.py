@@ -30,8 +30,8 @@ RLIMIT_FSIZE.
 
 Holes: with TRIBUTARY_SANDBOX_NETWORK=host, a feed with network access reaches the host's
 loopback (a local PostgreSQL store, the app's own port): set it to private, or put such services
-behind a password. Dependency installs always use the host's network (the index may be a local
-mirror), so a package's build script can reach loopback services too.
+behind a password. Dependency installs get the same kind of network as runs, so with "host" a
+package's build script can reach loopback services too.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ line (cut at MAX_LINE_BYTES) as it is printed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select
@@ -21,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from common.secrets import mask
 from common.settings import Settings, get_settings
@@ -61,6 +63,7 @@ ALLOWED_ENV = {
     "https_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
 }
 KILL_GRACE_S = 3.0
+INSTALL_TIMEOUT_S = 3600  # the longest a private network's holder outlives an install whose app died
 PROCESS_LIMIT_SIGNS = ("BlockingIOError: [Errno 11]", "can't start new thread")
 
 
@@ -289,7 +292,8 @@ class IsolatedSubprocessRunner(SubprocessRunner):
 
     def environment(self, job: ScriptJob, on_log: LogSink) -> str:
         bwrap, userns, _ = bwrap_available(self.settings)
-        wrap = None if bwrap is None else functools.partial(install_command, bwrap, userns)
+        slirp, _ = private_network(self.settings)
+        wrap = None if bwrap is None else functools.partial(install_command, bwrap, userns, slirp)
         return ensure_environment(self.settings.envs_dir, job.dependencies, on_log,
                                   allow_direct=self.settings.allow_direct_requirements, wrap=wrap)
 
@@ -333,9 +337,19 @@ class IsolatedSubprocessRunner(SubprocessRunner):
         return launch
 
 
-def install_command(bwrap: str, userns: bool, argv: list[str], env_dir: Path, env: dict[str, str]) -> list[str]:
-    """A dependency install's command, in a sandbox: network on, the environment being built
-    read-write, the app's interpreter read-only, nothing of the data dir besides."""
-    return bwrap_command(bwrap, userns, argv, rw=[(str(env_dir), str(env_dir))],
-                         ro=[*python_paths(sys.executable), *ca_paths(env), *[Path(p) for p in argv[:1]]],
-                         env=env, network=True, chdir=str(env_dir))
+@contextlib.contextmanager
+def install_command(bwrap: str, userns: bool, slirp: str | None, argv: list[str], env_dir: Path,
+                    env: dict[str, str]) -> Iterator[list[str]]:
+    """A dependency install's command, in a sandbox: network on (a private one, given slirp),
+    the environment being built read-write, the app's interpreter read-only, nothing of the data
+    dir besides."""
+    network = PrivateNetwork(slirp, env_dir / ".install-cache") if slirp else None
+    try:
+        prefix = network.open(INSTALL_TIMEOUT_S) if network is not None else []
+        yield prefix + bwrap_command(
+            bwrap, userns, argv, rw=[(str(env_dir), str(env_dir))],
+            ro=[*python_paths(sys.executable), *ca_paths(env), *[Path(p) for p in argv[:1]]],
+            env=env, network=True, chdir=str(env_dir), extra=network.bwrap_args if network is not None else None)
+    finally:
+        if network is not None:
+            network.close()

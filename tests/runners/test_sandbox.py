@@ -92,7 +92,9 @@ def test_an_install_sees_the_environment_it_builds_and_nothing_else_of_the_data_
     from runners.subprocess_runner import install_command
 
     env_dir = tmp_path / "data" / "envs" / "0123456789abcdef"
-    argv = install_command("bwrap", True, ["uv", "pip", "install", "tinydb"], env_dir, {"HOME": str(env_dir)})
+    with install_command("bwrap", True, None, ["uv", "pip", "install", "tinydb"], env_dir,
+                         {"HOME": str(env_dir)}) as argv:
+        pass
     assert "--share-net" in argv  # installs fetch from the package index
     mounted = [argv[i + 2] for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind", "--ro-bind-try")]
     assert [path for path in mounted if path.startswith(str(tmp_path))] == [str(env_dir)]
