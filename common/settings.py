@@ -77,9 +77,10 @@ class Settings:
     # allow_unisolated lets `subprocess` run scripts without it even when a login is
     # configured; allow_direct_requirements lets feeds install from URLs and files.
     # sandbox_network, for feeds with network: "host" shares the host's network (its loopback
-    # included); "private" gives each run its own through slirp4netns, without the host's loopback.
+    # included); "private" gives each run its own through slirp4netns, without the host's loopback;
+    # "auto" is private when a login is configured (a shared Tributary), else host.
     sandbox_bwrap: str = "bwrap"
-    sandbox_network: str = "host"
+    sandbox_network: str = "auto"
     sandbox_pids_limit: int = 256
     sandbox_cpus: float = 1.0
     work_dir_limit_mb: int = 2048
@@ -138,7 +139,7 @@ def read_settings() -> Settings:
         docker_network=os.environ.get("TRIBUTARY_DOCKER_NETWORK") or "bridge",
         # sandbox
         sandbox_bwrap=os.environ.get("TRIBUTARY_SANDBOX_BWRAP") or "bwrap",
-        sandbox_network=os.environ.get("TRIBUTARY_SANDBOX_NETWORK") or "host",
+        sandbox_network=os.environ.get("TRIBUTARY_SANDBOX_NETWORK") or "auto",
         sandbox_pids_limit=_env_int("TRIBUTARY_SANDBOX_PIDS_LIMIT", 256),
         sandbox_cpus=float(os.environ.get("TRIBUTARY_SANDBOX_CPUS") or 1.0),
         work_dir_limit_mb=_env_int("TRIBUTARY_WORK_DIR_LIMIT_MB", 2048),

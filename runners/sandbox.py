@@ -75,7 +75,7 @@ class SandboxRefused(TributaryError):
 
 # ---------------------------------------------------------------- a network of the run's own
 
-NETWORK_HOST, NETWORK_PRIVATE = "host", "private"
+NETWORK_AUTO, NETWORK_HOST, NETWORK_PRIVATE = "auto", "host", "private"
 SLIRP_HINT = "apt-get install slirp4netns"
 SLIRP_DNS = "10.0.2.3"
 SLIRP_START_S = 10.0
@@ -177,12 +177,24 @@ class PrivateNetwork:
                 process.wait()
 
 
+def network_mode(settings: Settings) -> str:
+    """The network of runs with network: `auto` (the default) is private when Tributary is
+    shared behind a login, where the host's loopback (a PostgreSQL store, the app's own port)
+    must stay out of other people's scripts' reach, and the host's on one person's machine,
+    where feeds call APIs on 127.0.0.1 (the demo API)."""
+    mode = settings.sandbox_network.strip().lower() or NETWORK_AUTO
+    if mode == NETWORK_AUTO:
+        return NETWORK_PRIVATE if login_configured() else NETWORK_HOST
+    return mode
+
+
 def private_network(settings: Settings) -> tuple[str | None, str | None]:
     """(slirp4netns path, problem) when feeds with network get a network of their own."""
-    if settings.sandbox_network not in (NETWORK_HOST, NETWORK_PRIVATE):
-        return None, f"TRIBUTARY_SANDBOX_NETWORK must be {NETWORK_HOST} or {NETWORK_PRIVATE}, " \
+    mode = network_mode(settings)
+    if mode not in (NETWORK_HOST, NETWORK_PRIVATE):
+        return None, f"TRIBUTARY_SANDBOX_NETWORK must be {NETWORK_AUTO}, {NETWORK_HOST} or {NETWORK_PRIVATE}, " \
                      f"not {settings.sandbox_network!r}"
-    if settings.sandbox_network != NETWORK_PRIVATE:
+    if mode != NETWORK_PRIVATE:
         return None, None
     slirp = shutil.which("slirp4netns")
     if slirp is None:

@@ -214,6 +214,19 @@ class RunnerStatus:
 SUBPROCESS_UNAFFECTED = "Feeds on the subprocess runner are not affected."
 
 
+def network_can_be_cut(settings: Settings | None = None) -> bool:
+    """Whether a feed set to run without network really gets none: in a container, or in the
+    subprocess runner's bubblewrap sandbox (a plain child process keeps the host's network)."""
+    settings = settings or get_settings()
+    if settings.runner == "docker":
+        return True
+    if settings.runner != "subprocess":
+        return False
+    from runners.sandbox import isolation_status
+
+    return isolation_status(settings).isolated
+
+
 def runner_status(settings: Settings | None = None) -> RunnerStatus:
     """Whether scripts can run now. Only the docker runner has something to check: its engine
     and the runner image on it."""

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from tests.conftest import missing_service
+
 from common.settings import get_settings
 from runners.envs import DependencyInstallError, check_requirements, ensure_environment
 from runners.sandbox import (
@@ -68,7 +70,7 @@ def test_the_network_is_shared_only_with_feeds_that_have_it():
 def test_status_says_how_scripts_are_isolated_here(tributary):
     status = isolation_status(get_settings())
     if not status.isolated:
-        pytest.skip(f"not isolated on this machine: {status.problem}")
+        missing_service(f"bubblewrap does not isolate scripts on this machine: {status.problem}")
     assert status.how.startswith("bubblewrap")
     from core.housekeeping import health
 
@@ -83,7 +85,7 @@ def test_status_says_how_scripts_are_isolated_here(tributary):
 def test_leftover_empty_cgroups_are_removed_and_live_ones_kept():
     cgroup = RunCgroup.create("leftover-test", memory_mb=64, pids=8, cpus=0.5)
     if cgroup is None:
-        pytest.skip("no cgroup can be created on this machine")
+        missing_service("no cgroup can be created on this machine (cgroup v1 or delegated v2)")
     assert "leftover-test" in remove_leftover_cgroups()
     assert not any(path.exists() for path in cgroup.dirs.values())
 
@@ -106,7 +108,7 @@ def test_without_cgroups_rlimits_stand_in_and_the_log_says_so(tributary, monkeyp
     from core.preview import PreviewRequest, preview_script
 
     if not isolation_status(get_settings()).isolated:
-        pytest.skip("bubblewrap cannot isolate scripts on this machine")
+        missing_service("bubblewrap cannot isolate scripts on this machine")
     monkeypatch.setenv("TRIBUTARY_RUNNER", "subprocess")
     monkeypatch.setattr(sandbox, "_group_dirs", lambda: ({}, "cgroup"))
     script = "blocks = []\nwhile True:\n    blocks.append(bytearray(50 * 1024 * 1024))\n"
@@ -116,3 +118,16 @@ def test_without_cgroups_rlimits_stand_in_and_the_log_says_so(tributary, monkeyp
     assert "memory 256 MB per process (rlimit" in first, first
     assert ("processes not limited" in first) if os.geteuid() == 0 else ("processes 256 more" in first)
     assert "CPU time" in first
+
+
+def test_auto_network_is_private_behind_a_login_and_the_hosts_otherwise(tributary, monkeypatch, tmp_path):
+    from runners.sandbox import network_mode
+
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml of the project's
+    monkeypatch.delenv("TRIBUTARY_SANDBOX_NETWORK", raising=False)
+    monkeypatch.delenv("TRIBUTARY_PASSWORD_HASH", raising=False)
+    assert network_mode(get_settings()) == "host"
+    monkeypatch.setenv("TRIBUTARY_PASSWORD_HASH", "pbkdf2:anything")
+    assert network_mode(get_settings()) == "private"
+    monkeypatch.setenv("TRIBUTARY_SANDBOX_NETWORK", "host")  # an explicit choice stands
+    assert network_mode(get_settings()) == "host"

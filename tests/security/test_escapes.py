@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_service
+
 from common.settings import get_settings
 from core.bootstrap import execute_run
 from core.connections import ConnectionInput, create_connection
@@ -210,7 +212,7 @@ def test_no_network_means_no_loopback_either(sandbox):
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=3).close()
     except OSError:
-        pytest.skip("nothing listens on 127.0.0.1:5432 on this machine: the attempt would prove nothing")
+        missing_service("nothing listens on 127.0.0.1:5432 (PostgreSQL): the attempt would prove nothing")
     attempt = (
         "import socket\nfrom lib import outputStream\n"
         "try:\n    socket.create_connection(('127.0.0.1', 5432), timeout=3).close()\n"
@@ -222,6 +224,7 @@ def test_no_network_means_no_loopback_either(sandbox):
     assert result.records[0]["reached"] is False, result.records
 
 
+@pytest.mark.parametrize("sandbox", ["subprocess"], indirect=True)  # docker: its bridge network
 def test_a_private_network_reaches_out_but_not_the_hosts_loopback(sandbox, monkeypatch):
     """TRIBUTARY_SANDBOX_NETWORK=private: the run's own network (slirp4netns) without the host's
     loopback, where the store and the app may listen; an address of the host's outside loopback
@@ -229,10 +232,7 @@ def test_a_private_network_reaches_out_but_not_the_hosts_loopback(sandbox, monke
     import shutil
 
     from demo.api import DemoAPI
-    from tests.conftest import missing_service
 
-    if sandbox != "subprocess":
-        pytest.skip("the docker runner keeps loopback out with its bridge network")
     if not shutil.which("slirp4netns"):
         missing_service("slirp4netns is not installed (apt-get install slirp4netns; scripts/ci-sandbox.sh)")
     monkeypatch.setenv("TRIBUTARY_SANDBOX_NETWORK", "private")
@@ -309,9 +309,8 @@ def test_a_run_whose_spool_part_is_a_symlink_fails_and_loads_nothing(sandbox, ho
 # ---------------------------------------------------------------- the subprocess runner's own
 
 
+@pytest.mark.parametrize("sandbox", ["subprocess"], indirect=True)  # the bubblewrap sandbox's own line
 def test_the_log_names_the_sandbox_and_its_limits_first(sandbox):
-    if sandbox != "subprocess":
-        pytest.skip("the bubblewrap sandbox's log line")
     result = preview_script(PreviewRequest(script=QUICK, memory_limit_mb=256, network=False))
     assert result.ok, result.error
     first = result.logs[0]
