@@ -219,5 +219,7 @@ def test_a_long_line_without_newline_is_cut_into_bounded_lines(runner_name):
     result = preview_script(PreviewRequest(script=script, run_to_completion=True))
     assert result.ok, result.error
     assert max(len(line) for line in result.logs) <= MAX_LINE_BYTES
-    assert sum(len(line) for line in result.logs if set(line) == {"x"}) == 3 * 1024 * 1024
+    kept = sum(len(line) for line in result.logs if set(line) == {"x"})
+    assert 1024 * 1024 <= kept <= 2 * 1024 * 1024  # a test's output keeps its head and tail, 2 MB
+    assert any(line.startswith("… ") and "of output cut" in line for line in result.logs)
     assert "after" in result.logs
