@@ -88,6 +88,14 @@ class ScriptOutcome:
     def ok(self) -> bool:
         return self.status == "succeeded"
 
+    def requests_line(self) -> str | None:
+        """The run's request counts in a line of its log; None when it made no request."""
+        c = self.request_counts
+        if not c.get("requests"):
+            return None
+        return (f"requests: {c['requests']} ({c.get('retries', 0)} retries, {c.get('waits', 0)} waits for "
+                f"{c.get('waited_s', 0):.1f} s, {c.get('bytes', 0)} bytes received, {c.get('errors', 0)} errors)")
+
     def spool_files(self) -> list[Path]:
         """The complete spool parts the script left: regular files of the spool dir itself
         only (no symlinks, no hard links to files elsewhere, no symlinked spool dir)."""

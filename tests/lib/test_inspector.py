@@ -180,3 +180,16 @@ def test_a_symlinked_or_oversized_requests_file_is_ignored_and_never_fails_the_r
     assert _outcome_from(tmp_path / "a", link_to=secret).requests == []
     big = (json.dumps({"url": "http://x/"}) + "\n").encode() * 200_000
     assert _outcome_from(tmp_path / "b", big).requests == []
+
+
+def test_a_real_run_says_its_request_counts_in_its_log(tributary, demo_api):
+    from core.bootstrap import execute_run
+    from core.feeds import FeedSpec, create_feed
+    from core.runs import create_run, read_log
+
+    create_feed(FeedSpec(name="flaky", script=FLAKY_SCRIPT.format(url=demo_api.url).replace("inspect-1", "run-1")))
+    run = execute_run(create_run("flaky").id)
+    assert run.status == "succeeded", run.error
+    text, _ = read_log(run.id)
+    [line] = [line for line in text.splitlines() if "requests: " in line]
+    assert "requests: 1 (2 retries, 2 waits for" in line and "0 errors" in line
