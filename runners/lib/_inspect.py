@@ -53,7 +53,7 @@ _JSON_SECRET = re.compile(
 
 _local = threading.local()
 _lock = threading.Lock()
-_state = {"installed": False, "entries": 0, "bytes_written": 0, "dropped": 0, "pid": None}
+_state = {"installed": False, "entries": 0, "bytes_written": 0, "dropped": 0}
 _totals = {"requests": 0, "attempts": 0, "retries": 0, "waits": 0, "waited_s": 0.0, "bytes": 0, "errors": 0,
            "token_calls": 0}
 
@@ -90,8 +90,14 @@ def mask_body(text: str) -> str:
     return _runtime.mask_text(_JSON_SECRET.sub(lambda m: f'{m.group(1)}"{MASK}"', text))
 
 
-def excerpt(data: bytes | None) -> tuple[str | None, bool]:
+_TEXT_TYPES = ("json", "text", "xml", "javascript", "html", "csv", "x-www-form-urlencoded")
+
+
+def excerpt(data: bytes | None, content_type: str | None = None) -> tuple[str | None, bool]:
+    """The body's first BODY_BYTES as text, secrets masked; none of a binary body."""
     if not data:
+        return None, False
+    if content_type and not any(kind in content_type.lower() for kind in _TEXT_TYPES):
         return None, False
     head = bytes(data[:BODY_BYTES])
     return mask_body(head.decode("utf-8", errors="replace")), len(data) > BODY_BYTES
@@ -246,7 +252,7 @@ def _describe_response(entry: dict, response, stream: bool) -> None:
     if not stream and getattr(response, "_content_consumed", False):
         content = response._content or b""
         entry["bytes"] = len(content)
-        entry["body"], entry["body_truncated"] = excerpt(content)
+        entry["body"], entry["body_truncated"] = excerpt(content, entry["content_type"])
     else:
         length = headers.get("Content-Length")
         entry["bytes"] = int(length) if length and str(length).isdigit() else None
@@ -283,7 +289,7 @@ def _patch_pool(connectionpool_module) -> None:
             data = getattr(response, "_body", None)
             if data is not None:  # read already (preload_content, urllib3's default)
                 entry["bytes"] = len(data)
-                entry["body"], entry["body_truncated"] = excerpt(data)
+                entry["body"], entry["body_truncated"] = excerpt(data, entry["content_type"])
             else:
                 length = headers.get("Content-Length")
                 entry["bytes"] = int(length) if length and str(length).isdigit() else None

@@ -193,3 +193,43 @@ def test_a_real_run_says_its_request_counts_in_its_log(tributary, demo_api):
     text, _ = read_log(run.id)
     [line] = [line for line in text.splitlines() if "requests: " in line]
     assert "requests: 1 (2 retries, 2 waits for" in line and "0 errors" in line
+
+
+def test_the_cli_test_json_returns_the_requests(tmp_path, demo_api):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
+    env.update(TRIBUTARY_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(root))
+    script = PLAIN_REQUESTS_SCRIPT.format(url=demo_api.url)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=tmp_path, env=env, input=script,
+                              capture_output=True, text=True, timeout=300)
+
+    tested = cli("--json", "test", "--script", "-", "--all")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    view = json.loads(tested.stdout)
+    assert [r["url"] for r in view["requests"]] == [demo_api.url + "/entries?category=Books&api_key=****",
+                                                  demo_api.url + "/nowhere"]
+    assert view["request_counts"]["requests"] == 2 and view["schema"]["columns"][0]["field"] == "count"
+    assert "plain-key-4242" not in tested.stdout
+    text = cli("test", "--script", "-", "--all")
+    assert "requests: 2 (retries 0" in text.stdout and f"GET {demo_api.url}/nowhere -> 404" in text.stdout
+
+
+def test_urls_and_bodies_are_masked_before_they_are_written(lib):
+    from lib import _inspect, _runtime
+
+    assert _inspect.mask_url("https://ann:pw-123@api.example/v1?access_token=abc&page=2&client_secret=s") == (
+        "https://ann:****@api.example/v1?access_token=****&page=2&client_secret=****")
+    _runtime.add_secret("learnt-token-777")
+    assert _inspect.mask_url("https://api.example/v1/learnt-token-777/x?q=learnt-token-777") == (
+        "https://api.example/v1/****/x?q=****")
+    body, cut = _inspect.excerpt(b'{"access_token": "zzz", "refresh_token": "yyy", "id": 1}', "application/json")
+    assert body == '{"access_token": "****", "refresh_token": "****", "id": 1}' and cut is False
+    body, cut = _inspect.excerpt(b"x" * 5000, "text/plain")
+    assert len(body) == _inspect.BODY_BYTES and cut is True
+    assert _inspect.excerpt(b"\x89PNG....", "image/png") == (None, False)
