@@ -233,3 +233,14 @@ def test_urls_and_bodies_are_masked_before_they_are_written(lib):
     body, cut = _inspect.excerpt(b"x" * 5000, "text/plain")
     assert len(body) == _inspect.BODY_BYTES and cut is True
     assert _inspect.excerpt(b"\x89PNG....", "image/png") == (None, False)
+
+
+def test_a_test_that_times_out_still_shows_the_requests_made_before(tributary, demo_api):
+    script = ("import time, requests\nfrom lib import outputStream\n"
+              f"requests.get('{demo_api.url}/health', timeout=10)\n"
+              f"requests.get('{demo_api.url}/entries', params={{'category': 'Books'}}, timeout=10)\n"
+              "time.sleep(60)\n")
+    result = preview_script(PreviewRequest(script=script, run_to_completion=True, timeout_s=3))
+    assert not result.ok
+    assert [r["url"].removeprefix(demo_api.url) for r in result.requests] == ["/health", "/entries?category=Books"]
+    assert result.request_counts["requests"] == 2
