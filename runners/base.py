@@ -330,6 +330,13 @@ def _read_requests(out_fd: int, outcome: ScriptOutcome, secrets: list[str]) -> N
         return
     if not raw:
         return
+    try:
+        _parse_requests(raw, outcome, secrets)
+    except Exception:  # noqa: BLE001 - see the docstring
+        outcome.requests, outcome.request_counts = [], {}
+
+
+def _parse_requests(raw: bytes, outcome: ScriptOutcome, secrets: list[str]) -> None:
     summary = None
     for line in raw.decode("utf-8", errors="replace").splitlines():
         item = _parse_json(line.encode("utf-8"))
