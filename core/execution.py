@@ -332,6 +332,8 @@ class RunExecutor:
             log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
             staging = _Staging(run, feed, job, settings, log, self._destinations)
             outcome = self._run_script(run, job, log, settings, on_started=staging.start)
+            if outcome.requests_line():
+                log.system(outcome.requests_line())
             if not outcome.ok:
                 status = "cancelled" if outcome.status == "cancelled" else "failed"
                 log.system(f"script {status}: {outcome.error}")
