@@ -122,7 +122,10 @@ def _resumes(session, feed_id: int) -> str | None:
     row = session.exec(
         select(FeedState).where(FeedState.feed_id == feed_id).order_by(FeedState.id.desc()).limit(1)
     ).first()
-    return row.run_id if row is not None and row.reason == "checkpoint" else None
+    if row is None or row.reason != "checkpoint" or not row.run_id:
+        return None
+    run = session.get(Run, row.run_id.rsplit("-c", 1)[0])
+    return row.run_id if run is None or run.status != "succeeded" else None
 
 
 def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob, str | None]:
@@ -223,7 +226,10 @@ class _Staging:
             if marker is None:
                 return
             self._take(final=False)  # its parts were complete before its marker was written
-            if len(self.collector.parts) != marker.parts or marker.parts < self.committed:
+            before = self.last_checkpoint.records if self.last_checkpoint is not None else 0
+            if marker.records < before:
+                raise CheckpointError(f"checkpoint {number} counts fewer records than the one before it")
+            if len(self.collector.parts) != marker.parts:
                 raise CheckpointError(
                     f"checkpoint {number} names {marker.parts} spool parts, the spool holds "
                     f"{len(self.collector.parts)}: were records written while it was committing (another thread)?")

@@ -33,6 +33,7 @@ from tests.destinations.conftest import s3_endpoint, s3_settings, snowflake_serv
 from tests.destinations.harness import TARGETS, make_target
 from tests.exactly_once.test_crash_matrix import _kill_a_run_at
 from tests.helpers import warehouse_rows
+from tests.ui.conftest import new_app, texts
 
 ROOT = Path(__file__).resolve().parents[2]
 FEED = "orders"
@@ -104,6 +105,11 @@ def test_a_checkpointed_run_commits_at_each_checkpoint_and_lists_them(tributary)
         ("checkpoint", {"next": 10}), ("checkpoint", {"next": 20}), ("run", {"next": 30})]
     assert "checkpoint 2 committed: 20 records written so far" in read_log(run.id)[0]
     _no_leftovers(run.id)
+    # the run's page lists them
+    page = new_app("runs", run=run.id)
+    assert "Checkpoints" in texts(page)
+    [listed] = [frame.value for frame in page.dataframe if "State" in frame.value.columns]
+    assert list(listed["Records"]) == [10, 20] and list(listed["State"]) == ['{"next": 10}', '{"next": 20}']
 
 
 def test_a_run_failing_after_a_checkpoint_resumes_from_it(tributary):
