@@ -393,3 +393,63 @@ def test_a_truncate_and_insert_killed_inside_its_first_checkpoint_leaves_the_tab
     assert _duckdb_rows(tributary) == (30, 30, 0, 29)
     assert {r[0] for r in warehouse_rows(tributary, f"SELECT _tributary_run_id FROM {FEED}")} == {
         after.id, f"{after.id}-c1", f"{after.id}-c2"}
+
+
+def test_a_run_cancelled_while_a_checkpoint_commits_keeps_that_checkpoint(tributary, monkeypatch):
+    import threading
+    import time
+
+    from core.runs import cancel_run
+
+    _feed(script(30, 10))
+    load, loading = DuckDBDestination.load, threading.Event()
+
+    def slow(self, request):
+        loading.set()
+        time.sleep(1.5)  # the cancel lands meanwhile
+        return load(self, request)
+
+    monkeypatch.setattr(DuckDBDestination, "load", slow)
+    run = create_run(FEED, announce=False)
+    threading.Thread(target=lambda: (loading.wait(30), cancel_run(run.id)), daemon=True).start()
+    cancelled = bootstrap.execute_run(run.id)
+    assert cancelled.status == "cancelled", cancelled.error
+    assert [c["number"] for c in cancelled.checkpoints] == [1]
+    assert cancelled.pending_outcome is None and current_state(FEED) == {"next": 10}
+    assert _duckdb_rows(tributary) == (10, 10, 0, 9)
+    _no_leftovers(run.id)
+
+
+def test_a_checkpoint_the_store_cannot_record_stays_pending_for_recovery(tributary, monkeypatch):
+    import socket
+
+    from core import execution
+    from core.services.recovery import recover_interrupted_runs
+
+    _feed(script(30, 10))
+
+    record, down = execution.record_checkpoint, [True]
+
+    def store_down(*args, **kwargs):
+        if down:
+            raise ConnectionError("the store is gone")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(execution, "STORE_RETRY_WAITS_S", (0.0,))
+    monkeypatch.setattr(execution, "record_checkpoint", store_down)
+    run = bootstrap.execute_run(create_run(FEED, announce=False).id)
+    assert run.status == "running" and run.pending_outcome["checkpoint"] == 1  # every destination holds it
+    assert current_state(FEED) == {}
+    down.clear()  # the store is back
+    with session_scope() as session:  # its process has gone
+        left = session.get(Run, run.id)
+        left.worker = f"{socket.gethostname()}:999999:1"
+        session.add(left)
+    assert recover_interrupted_runs() == [run.id]
+    run = get_run(run.id)
+    assert run.status == "failed" and "after checkpoint 1 was committed" in run.error
+    assert current_state(FEED) == {"next": 10} and run.records_loaded == 10
+    assert _duckdb_rows(tributary) == (10, 10, 0, 9)
+    after = bootstrap.start_run(FEED, wait=True)
+    assert after.status == "succeeded" and after.state_before == {"next": 10}
+    assert _duckdb_rows(tributary) == (30, 30, 0, 29)
