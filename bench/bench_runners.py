@@ -5,7 +5,7 @@ Each runner does a few unmeasured warm-up runs, then N measured test runs (media
 default) of the Peak example that previews 10 entries from the bundled demo API. Reported: the
 whole test run as the core's preview_script() returns it, and the part the script itself took.
 
-    .venv/bin/python bench/bench_runners.py [--runs 20] [--runners subprocess,docker]
+    .venv/bin/python bench/bench_runners.py [--runs 20] [--runners subprocess,subprocess-unisolated,docker]
 
 The docker runner needs a reachable engine and the runner image (docker/build-base-image.sh);
 without them its line says why and the other runners are still measured.
@@ -29,6 +29,9 @@ from core.preview import PreviewRequest, preview_script  # noqa: E402
 from demo.api import DemoAPI  # noqa: E402
 from runners import get_runner  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import sandbox_cost  # noqa: E402
+
 EXAMPLE = ROOT / "examples" / "public_apis_entries.py"
 WARM_UP_RUNS = 3
 
@@ -43,17 +46,17 @@ def demo_host() -> str:
         return "127.0.0.1"
 
 
-def measure(runner: str, script: str, runs: int) -> dict:
+def measure(runner: str, script: str, runs: int, warm_up: int = WARM_UP_RUNS) -> dict:
     os.environ["TRIBUTARY_RUNNER"] = runner
     get_runner(runner).check()
     totals, scripts = [], []
-    for index in range(WARM_UP_RUNS + runs):
+    for index in range(warm_up + runs):
         started = time.perf_counter()
         result = preview_script(PreviewRequest(script=script))
         elapsed = time.perf_counter() - started
         if not result.ok:
             raise TributaryError(f"a test run failed: {result.error}")
-        if index >= WARM_UP_RUNS:
+        if index >= warm_up:
             totals.append(elapsed)
             scripts.append(result.duration_s)
     return {"total": totals, "script": scripts}
@@ -68,7 +71,7 @@ def describe(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--runners", default="subprocess,docker")
+    parser.add_argument("--runners", default="subprocess,subprocess-unisolated,docker")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tributary-bench-") as tmp, DemoAPI(host=demo_host()) as api:
         os.environ["TRIBUTARY_DATA_DIR"] = str(Path(tmp) / "data")
@@ -80,11 +83,13 @@ def main() -> None:
             try:
                 timings = measure(runner, script, args.runs)
             except (TributaryError, ImportError) as exc:
-                print(f"{runner:>10}: not measured: {exc}")
+                print(f"{runner:>21}: not measured: {exc}")
                 continue
             medians[runner] = statistics.median(timings["total"])
-            print(f"{runner:>10}  test run  {describe(timings['total'])}")
-            print(f"{'':>10}  script    {describe(timings['script'])}")
+            print(f"{runner:>21}  test run  {describe(timings['total'])}")
+            print(f"{'':>21}  script    {describe(timings['script'])}")
+        if "subprocess" in medians and "subprocess-unisolated" in medians:
+            print(sandbox_cost(medians["subprocess"], medians["subprocess-unisolated"]))
         if "subprocess" in medians and "docker" in medians:
             extra = (medians["docker"] - medians["subprocess"]) * 1000
             print(f"docker adds {extra:.0f} ms to a warm test run's median "

@@ -354,5 +354,15 @@ def main() -> None:
     print(f"wrote {RESULTS / 'README-table.md'} from {source}")
 
 
+SANDBOX_TARGET_MS = 50  # what the bubblewrap sandbox may add to a warm test run's median
+
+
+def sandbox_cost(isolated_s: float, unisolated_s: float) -> str:
+    extra = (isolated_s - unisolated_s) * 1000
+    verdict = "within" if extra <= SANDBOX_TARGET_MS else "over"
+    return (f"the sandbox adds {extra:.0f} ms to a warm test run's median (subprocess {isolated_s * 1000:.1f} ms, "
+            f"subprocess-unisolated {unisolated_s * 1000:.1f} ms; {verdict} the {SANDBOX_TARGET_MS} ms target)")
+
+
 if __name__ == "__main__":
     main()

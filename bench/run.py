@@ -231,10 +231,13 @@ def run_latency(results: dict) -> None:
     results["latency"] = {"runs": LATENCY_RUNS, **data["runners"]}
     for runner, fig in data["runners"].items():
         if "error" in fig:
-            print(f"  {runner:<12} not measured: {fig['error']}", flush=True)
+            print(f"  {runner:<21} not measured: {fig['error']}", flush=True)
         else:
-            print(f"  {runner:<12} median {fig['median_s'] * 1000:7.1f} ms   p95 {fig['p95_s'] * 1000:7.1f} ms   "
+            print(f"  {runner:<21} median {fig['median_s'] * 1000:7.1f} ms   p95 {fig['p95_s'] * 1000:7.1f} ms   "
                   f"(the script's own part: median {fig['script']['median_s'] * 1000:.1f} ms)", flush=True)
+    isolated, plain = data["runners"].get("subprocess", {}), data["runners"].get("subprocess-unisolated", {})
+    if "median_s" in isolated and "median_s" in plain:
+        print(f"  {report.sandbox_cost(isolated['median_s'], plain['median_s'])}", flush=True)
 
 
 def print_comparison(results: dict, sizes: list[int]) -> None:

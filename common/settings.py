@@ -72,6 +72,20 @@ class Settings:
     docker_cpus: float = 1.0
     docker_pids_limit: int = 256
     docker_network: str = "bridge"
+    # sandbox: the isolated subprocess runner (runners/sandbox.py) and dependency installs.
+    # sandbox_bwrap is the bubblewrap program (a name looked up on PATH, or a path);
+    # allow_unisolated lets `subprocess` run scripts without it even when a login is
+    # configured; allow_direct_requirements lets feeds install from URLs and files.
+    # sandbox_network, for feeds with network: "host" shares the host's network (its loopback
+    # included); "private" gives each run its own through slirp4netns, without the host's loopback;
+    # "auto" is private when a login is configured (a shared Tributary), else host.
+    sandbox_bwrap: str = "bwrap"
+    sandbox_network: str = "auto"
+    sandbox_pids_limit: int = 256
+    sandbox_cpus: float = 1.0
+    work_dir_limit_mb: int = 2048
+    allow_unisolated: bool = False
+    allow_direct_requirements: bool = False
 
     @property
     def logs_dir(self) -> Path:
@@ -123,6 +137,14 @@ def read_settings() -> Settings:
         docker_cpus=float(os.environ.get("TRIBUTARY_DOCKER_CPUS") or 1.0),
         docker_pids_limit=_env_int("TRIBUTARY_DOCKER_PIDS_LIMIT", 256),
         docker_network=os.environ.get("TRIBUTARY_DOCKER_NETWORK") or "bridge",
+        # sandbox
+        sandbox_bwrap=os.environ.get("TRIBUTARY_SANDBOX_BWRAP") or "bwrap",
+        sandbox_network=os.environ.get("TRIBUTARY_SANDBOX_NETWORK") or "auto",
+        sandbox_pids_limit=_env_int("TRIBUTARY_SANDBOX_PIDS_LIMIT", 256),
+        sandbox_cpus=float(os.environ.get("TRIBUTARY_SANDBOX_CPUS") or 1.0),
+        work_dir_limit_mb=_env_int("TRIBUTARY_WORK_DIR_LIMIT_MB", 2048),
+        allow_unisolated=_env_flag("TRIBUTARY_ALLOW_UNISOLATED"),
+        allow_direct_requirements=_env_flag("TRIBUTARY_ALLOW_DIRECT_REQUIREMENTS"),
         smtp_host=os.environ.get("TRIBUTARY_SMTP_HOST") or None,
         smtp_port=_env_int("TRIBUTARY_SMTP_PORT", 25),
         smtp_username=os.environ.get("TRIBUTARY_SMTP_USERNAME") or None,

@@ -70,6 +70,16 @@ def _remove_docker_leftovers(named: list[list[str]]) -> None:
                  ", ".join(images))
 
 
+def _remove_leftover_cgroups() -> None:
+    """Remove the empty cgroups of runs whose process died before it could (runners/sandbox.py)."""
+    from runners.sandbox import remove_leftover_cgroups
+
+    try:
+        remove_leftover_cgroups()
+    except OSError as exc:
+        log.warning("sandbox: leftover cgroups not checked: %s", exc)
+
+
 def _remove_unused_environments(named: list[list[str]]) -> None:
     """Remove the dependency environments (subprocess runner) that no feed or draft names and
     that nothing has used for two weeks (runners/envs.py)."""
@@ -104,6 +114,7 @@ def start_services(named_dependency_sets: Callable[[], list[list[str]]] = list) 
         if settings.runner == "docker":
             _remove_docker_leftovers(named)
         _remove_unused_environments(named)
+        _remove_leftover_cgroups()
         if os.environ.get(DEMO_API_SWITCH, "1") != "0":
             _demo_api = _start_demo_api(settings.demo_api_port)
         _services = services
@@ -130,7 +141,12 @@ def status() -> dict:
 
 
 def health() -> dict:
-    """For /api/health: the store answers, and what this process runs."""
+    """For /api/health: the store answers, what this process runs, and whether the
+    `subprocess` runner's sandbox isolates scripts here (runners/sandbox.py)."""
+    from runners.sandbox import isolation_status
+
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
-    return {"status": "ok", "store": "ok", **status()}
+    settings = get_settings()
+    return {"status": "ok", "store": "ok", **status(), "runner": settings.runner,
+            "sandbox": isolation_status(settings).as_dict()}

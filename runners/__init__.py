@@ -9,7 +9,8 @@ from common.errors import TributaryError
 from runners.base import Runner
 
 RUNNERS = {
-    "subprocess": "runners.subprocess_runner:SubprocessRunner",
+    "subprocess": "runners.subprocess_runner:IsolatedSubprocessRunner",  # bubblewrap (runners/sandbox.py)
+    "subprocess-unisolated": "runners.subprocess_runner:SubprocessRunner",
     "docker": "runners.docker_runner:DockerRunner",
 }
 

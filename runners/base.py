@@ -23,7 +23,10 @@ Work dir contract, the same for every runner (paths relative to the work dir):
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,17 @@ LIB_SOURCE = Path(__file__).resolve().parent / "lib"
 BOOT_SOURCE = Path(__file__).resolve().parent / "boot.py"
 
 LogSink = Callable[[str], None]
+
+# Output with no newline is cut into lines of this size, so that the app never holds more of a
+# line than this (every runner: a script printing 200 MB without a newline costs 64 KiB here).
+MAX_LINE_BYTES = 64 * 1024
+# The largest result.json / metadata.json the app reads back from a work dir.
+MAX_OUTCOME_FILE_BYTES = 16 * 1024 * 1024
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafeWorkFile(Exception):
+    """A file of the work dir the app will not read: a symlink, not a regular file, too big."""
 
 
 @dataclass
@@ -71,9 +85,20 @@ class ScriptOutcome:
         return self.status == "succeeded"
 
     def spool_files(self) -> list[Path]:
-        if not self.spool_dir or not self.spool_dir.exists():
+        """The complete spool parts the script left: regular files of the spool dir itself
+        only (no symlinks, no hard links to files elsewhere, no symlinked spool dir)."""
+        if not self.spool_dir:
             return []
-        return sorted(self.spool_dir.glob("part-*.jsonl"))
+        try:
+            fd = open_dir(self.spool_dir)
+        except (FileNotFoundError, UnsafeWorkFile):
+            return []
+        try:
+            names = [name for name in os.listdir(fd)
+                     if name.startswith("part-") and name.endswith(".jsonl") and is_own_regular_file(fd, name)]
+        finally:
+            os.close(fd)
+        return [self.spool_dir / name for name in sorted(names)]
 
 
 class RunHandle(ABC):
@@ -95,6 +120,60 @@ class Runner(ABC):
 
     def check(self) -> None:
         """Raise a TributaryError explaining why this runner cannot run scripts here."""
+
+
+WATCH_INTERVAL_S = 0.5  # how often a running script's work dir is measured
+
+
+def work_dir_size(path: Path) -> int:
+    """Bytes the work dir holds (sparse files at their full size), without following links."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                found = list(entries)
+        except OSError:
+            continue
+        for entry in found:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += max(info.st_size, info.st_blocks * 512)
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(entry.path)
+    return total
+
+
+class WorkDirWatch:
+    """Measures a running script's work dir every WATCH_INTERVAL_S (spool parts already taken
+    out do not count) and calls kill() once it holds more than limit_mb (every runner)."""
+
+    def __init__(self, work_dir: Path, limit_mb: int, kill: Callable[[], object]):
+        self.limit_mb = limit_mb
+        self.exceeded = False
+        self._work_dir, self._kill = work_dir, kill
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"watch-{work_dir.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def error(self) -> str:
+        return f"the run wrote more than {self.limit_mb} MB to its work dir (TRIBUTARY_WORK_DIR_LIMIT_MB)"
+
+    def _watch(self) -> None:
+        limit = self.limit_mb * 1024 * 1024
+        while not self._stopped.wait(WATCH_INTERVAL_S):
+            if work_dir_size(self._work_dir) > limit:
+                self.exceeded = True
+                self._kill()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 def prepare_work_dir(job: ScriptJob) -> None:
@@ -121,34 +200,111 @@ def prepare_work_dir(job: ScriptJob) -> None:
     input_path.chmod(0o600)
 
 
+def open_dir(path: Path, dir_fd: int | None = None) -> int:
+    """A directory's fd, refusing a symlink in its place (UnsafeWorkFile)."""
+    try:
+        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UnsafeWorkFile(f"{path} is not a directory of the work dir (a symbolic link?)") from exc
+
+
+def is_own_regular_file(dir_fd: int, name: str) -> bool:
+    """A regular file, not a symlink, with no second name (a hard link to a file outside)."""
+    try:
+        info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
+
+
+def read_work_file(dir_fd: int, name: str, max_bytes: int = MAX_OUTCOME_FILE_BYTES) -> bytes | None:
+    """A file's bytes, read without following a symlink, or None when it does not exist.
+    UnsafeWorkFile when it is a symlink, not a regular file or larger than max_bytes."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UnsafeWorkFile(f"out/{name} is not a regular file (a symbolic link?)") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeWorkFile(f"out/{name} is not a regular file")
+        if info.st_size > max_bytes:
+            raise UnsafeWorkFile(f"out/{name} is larger than {max_bytes // (1024 * 1024)} MiB")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise UnsafeWorkFile(f"out/{name} is larger than {max_bytes // (1024 * 1024)} MiB")
+        return data
+    finally:
+        os.close(fd)
+
+
 def read_outcome(job: ScriptJob, exit_code: Optional[int], duration_s: float) -> ScriptOutcome:
     """Turn what the sandbox left in out/ into an outcome. A missing result file means the
-    process died before the harness could report (killed, out of memory...)."""
-    out = job.work_dir / "out"
-    outcome = ScriptOutcome(status="failed", exit_code=exit_code, duration_s=duration_s, spool_dir=out / "spool")
-    result_path = out / "result.json"
-    if result_path.exists():
-        result = _read_json(result_path) or {"error": "the script's result file is unreadable (was it overwritten?)"}
-        outcome.status = result.get("status", "failed")
-        outcome.records = int(result.get("records", 0))
-        outcome.error = result.get("error")
-        outcome.error_line = result.get("error_line")
-    else:
-        outcome.error = f"the script's process ended without reporting (exit code {exit_code})"
+    process died before the harness could report (killed, out of memory...). The files are
+    the script's to scribble on: only regular files of out/ itself are read (no symlinks),
+    each at most MAX_OUTCOME_FILE_BYTES, and garbage fails the run with a message."""
+    outcome = ScriptOutcome(status="failed", exit_code=exit_code, duration_s=duration_s,
+                            spool_dir=job.work_dir / "out" / "spool")
+    try:
+        _read_outcome_files(job, outcome)
+    except (UnsafeWorkFile, ValueError, TypeError, OSError) as exc:
+        outcome.status, outcome.metadata = "failed", None
+        outcome.error = f"the script's result in out/ could not be read: {exc}"
     if outcome.error:
-        outcome.error = mask(outcome.error, job.secrets)
-    metadata_path = out / "metadata.json"
-    if metadata_path.exists():
-        outcome.metadata = _read_json(metadata_path)
-        if not isinstance(outcome.metadata, dict):
-            outcome.status, outcome.metadata = "failed", None
-            outcome.error = "the saved metadata is unreadable: it must be a JSON object written by metadata.save()"
+        outcome.error = mask(str(outcome.error), job.secrets)
     return outcome
 
 
-def _read_json(path: Path):
-    """The sandbox's files are the script's to scribble on: unreadable means None, not a crash."""
+def _read_outcome_files(job: ScriptJob, outcome: ScriptOutcome) -> None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
+        work_fd = open_dir(job.work_dir)
+    except FileNotFoundError:
+        work_fd = None
+    if work_fd is None:
+        outcome.error = "the run's work dir is gone"
+        return
+    try:
+        try:
+            out_fd = open_dir(Path("out"), dir_fd=work_fd)
+        except FileNotFoundError:
+            out_fd = None
+    finally:
+        os.close(work_fd)
+    if out_fd is None:
+        outcome.error = f"the script's process ended without reporting (exit code {outcome.exit_code})"
+        return
+    try:
+        result_raw = read_work_file(out_fd, "result.json")
+        metadata_raw = read_work_file(out_fd, "metadata.json")
+    finally:
+        os.close(out_fd)
+    if result_raw is not None:
+        result = _parse_json(result_raw)
+        if not isinstance(result, dict):
+            result = {"error": "the script's result file is unreadable (was it overwritten?)"}
+        # Only the harness's two verdicts count: a script writing "cancelled" here stays failed.
+        outcome.status = "succeeded" if result.get("status") == "succeeded" else "failed"
+        outcome.records = int(result.get("records", 0))
+        error = result.get("error")
+        outcome.error = None if error is None else str(error)
+        line = result.get("error_line")
+        outcome.error_line = line if isinstance(line, int) else None
+    else:
+        outcome.error = f"the script's process ended without reporting (exit code {outcome.exit_code})"
+    if metadata_raw is not None:
+        outcome.metadata = _parse_json(metadata_raw)
+        if not isinstance(outcome.metadata, dict):
+            outcome.status, outcome.metadata = "failed", None
+            outcome.error = "the saved metadata is unreadable: it must be a JSON object written by metadata.save()"
+
+
+def _parse_json(raw: bytes):
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
         return None

@@ -29,7 +29,7 @@ from docker.utils import parse_repository_tag
 
 from common.errors import TributaryError
 from common.settings import Settings
-from runners.envs import UNUSED_FOR_S, DependencyInstallError
+from runners.envs import UNUSED_FOR_S, DependencyInstallError, check_requirements
 
 CA_IN_IMAGE_BUILD = "build-ca.crt"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -126,6 +126,7 @@ def ensure_image(engine: docker.DockerClient, streaming: docker.DockerClient, se
                  dependencies: list[str], ca_bundle: Path | None, build_args: dict,
                  on_log: Callable[[str], None]) -> str:
     """The id of the image a job runs in: the base, or its set's image (built if missing)."""
+    check_requirements(dependencies, settings.allow_direct_requirements)  # URLs and files: as on the host
     base = base_image(engine, settings)
     deps = normalised(dependencies)
     if not deps:

@@ -36,7 +36,17 @@ from common.errors import TributaryError
 from common.secrets import mask
 from common.settings import Settings, get_settings
 from common.process import worker_id
-from runners.base import LogSink, RunHandle, Runner, ScriptJob, ScriptOutcome, prepare_work_dir, read_outcome
+from runners.base import (
+    MAX_LINE_BYTES,
+    LogSink,
+    RunHandle,
+    Runner,
+    ScriptJob,
+    ScriptOutcome,
+    WorkDirWatch,
+    prepare_work_dir,
+    read_outcome,
+)
 from runners.docker_engine import (
     OWNER_LABEL,
     RUN_LABEL,
@@ -57,8 +67,6 @@ TMPFS_SIZE = "64m"
 SELF_STOP_GRACE_S = 30
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 PROCESS_LIMIT_SIGNS = ("BlockingIOError: [Errno 11]", "can't start new thread")
-# Output with no newline is cut into lines of this size, so that the app never holds more of it.
-MAX_LINE_BYTES = 64 * 1024
 
 
 def ca_bundle(settings: Settings) -> Path | None:
@@ -148,17 +156,6 @@ def container_options(job: ScriptJob, settings: Settings, user: str, ca: Path | 
     }
 
 
-def _read_outcome(job: ScriptJob, exit_code: int | None, duration_s: float) -> ScriptOutcome:
-    """read_outcome, for files a script could write anything into: garbage there fails the
-    run with a message instead of raising into the app."""
-    try:
-        return read_outcome(job, exit_code, duration_s)
-    except (ValueError, TypeError, AttributeError, OSError) as exc:
-        return ScriptOutcome(status="failed", exit_code=exit_code, duration_s=duration_s,
-                             spool_dir=job.work_dir / "out" / "spool",
-                             error=mask(f"the script's result in out/ could not be read: {exc}", job.secrets))
-
-
 def _engine_refused(exc: DockerException) -> TributaryError:
     detail = getattr(exc, "explanation", None) or str(exc)
     return TributaryError(f"the Docker engine refused to run the script's container: {detail}")
@@ -182,6 +179,7 @@ class DockerHandle(RunHandle):
         self._timer = threading.Timer(job.timeout_s, self._on_timeout)
         self._timer.daemon = True
         self._timer.start()
+        self._watch = WorkDirWatch(job.work_dir, settings.work_dir_limit_mb, self._kill)
 
     def _emit(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
@@ -246,10 +244,11 @@ class DockerHandle(RunHandle):
         finally:
             self._timer.cancel()
             self._timer.join()  # a timeout that fired has finished marking itself
+            self._watch.stop()
         self._reader.join(timeout=5)
         out_of_memory = self._out_of_memory()
         self._remove()
-        outcome = _read_outcome(self._job, exit_code, time.monotonic() - self._started)
+        outcome = read_outcome(self._job, exit_code, time.monotonic() - self._started)
         return self._explain(outcome, out_of_memory, lost)
 
     def _explain(self, outcome: ScriptOutcome, out_of_memory: bool, lost: Exception | None) -> ScriptOutcome:
@@ -259,6 +258,8 @@ class DockerHandle(RunHandle):
         elif self._timed_out.is_set():
             outcome.status = "timeout"
             outcome.error = f"timed out after {self._job.timeout_s:g} s (the feed's time limit)"
+        elif self._watch.exceeded:
+            outcome.status, outcome.error = "failed", self._watch.error
         elif lost is not None:
             outcome.status = "failed"
             outcome.error = f"lost contact with the Docker engine during the run: {lost}"

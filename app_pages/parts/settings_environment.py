@@ -26,7 +26,7 @@ def runner_tab() -> None:
         st.session_state[_RUNNER_STATUS] = runner_status()
     status = st.session_state[_RUNNER_STATUS]
     st.markdown(f"**In use: `{status.runner}`**")
-    st.caption(f"Chosen by the {RUNNER_ENV} environment variable (subprocess or docker); restart Tributary "
+    st.caption(f"Chosen by the {RUNNER_ENV} environment variable (subprocess, subprocess-unisolated or docker); restart Tributary "
                "after changing it.")
     if status.ok:
         st.success(status.message, icon=":material/check_circle:")

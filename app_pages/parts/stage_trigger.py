@@ -12,6 +12,7 @@ from app_pages.parts.tab_adds_tags import tab_adds_tags
 from app_pages.view_models import trigger_form
 from app_pages.view_models import feed_editor
 from app_pages.view_models.feed_editor import FeedDraft, destination_choices
+from app_pages.view_models.settings_view import network_can_be_cut
 from common.settings import get_settings
 from app_pages.view_models.trigger_form import TYPES
 from core.triggers import describe
@@ -54,12 +55,12 @@ def _failures_and_network(draft: FeedDraft) -> None:
         key=bind(f"{draft.id}:retry-backoff", draft.retry_backoff_s),
         help="The wait before the first retry; each following wait is twice the one before."))
     st.caption(trigger_form.retry_plan(draft.retries, draft.retry_backoff_s))
-    offline = st.checkbox("Run without network (Docker runner only)",
+    offline = st.checkbox("Run without network",
                           key=bind(f"{draft.id}:offline", not draft.network),
-                          help="The script's container gets no network at all: for scripts that must not reach "
+                          help="The script's sandbox gets no network at all: for scripts that must not reach "
                                "anything but what their connection material allows.")
     draft.network = not offline
-    if offline and get_settings().runner != "docker":
+    if offline and not network_can_be_cut():
         st.caption(f":orange[:material/warning: This server runs scripts with the {get_settings().runner} runner, "
                    "which cannot take the network away: the script keeps it (its log says so).]")
 

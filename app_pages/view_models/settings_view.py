@@ -214,6 +214,19 @@ class RunnerStatus:
 SUBPROCESS_UNAFFECTED = "Feeds on the subprocess runner are not affected."
 
 
+def network_can_be_cut(settings: Settings | None = None) -> bool:
+    """Whether a feed set to run without network really gets none: in a container, or in the
+    subprocess runner's bubblewrap sandbox (a plain child process keeps the host's network)."""
+    settings = settings or get_settings()
+    if settings.runner == "docker":
+        return True
+    if settings.runner != "subprocess":
+        return False
+    from runners.sandbox import isolation_status
+
+    return isolation_status(settings).isolated
+
+
 def runner_status(settings: Settings | None = None) -> RunnerStatus:
     """Whether scripts can run now. Only the docker runner has something to check: its engine
     and the runner image on it."""
@@ -224,8 +237,11 @@ def runner_status(settings: Settings | None = None) -> RunnerStatus:
     if name not in RUNNERS:
         choices = ", ".join(RUNNERS)
         return RunnerStatus(name, False, f"{RUNNER_ENV}={name} names no runner; choose one of {choices}.", [])
+    if name == "subprocess":
+        return _sandbox_status(settings)
     if name != "docker":
-        return RunnerStatus(name, True, "Scripts run as child processes of Tributary, with a scrubbed environment.", [])
+        return RunnerStatus(name, True, "Scripts run as child processes of Tributary, with a scrubbed environment, "
+                                        "not isolated: they can read what Tributary's user can.", [])
     details = [
         ("Runner image", settings.docker_image, "TRIBUTARY_DOCKER_IMAGE"),
         ("Network of feeds with network access", settings.docker_network, "TRIBUTARY_DOCKER_NETWORK"),
@@ -246,6 +262,29 @@ def runner_status(settings: Settings | None = None) -> RunnerStatus:
 
     return RunnerStatus(name, True, f"Docker engine reachable at {engine_address()}; the runner image "
                                     f"{settings.docker_image} is present.", details)
+
+
+def _sandbox_status(settings: Settings) -> RunnerStatus:
+    """The `subprocess` runner: whether its bubblewrap sandbox holds here, and which limits."""
+    from runners import get_runner
+    from runners.sandbox import isolation_status
+
+    status = isolation_status(settings)
+    details = [
+        ("Sandbox", status.how, "TRIBUTARY_SANDBOX_BWRAP"),
+        ("Limits", status.limits, "TRIBUTARY_SANDBOX_PIDS_LIMIT, TRIBUTARY_SANDBOX_CPUS"),
+        ("Network of feeds with network access", status.network, "TRIBUTARY_SANDBOX_NETWORK"),
+        ("Work dir of a run", f"at most {settings.work_dir_limit_mb} MB", "TRIBUTARY_WORK_DIR_LIMIT_MB"),
+    ]
+    if status.isolated:
+        note = f" ({status.problem})" if status.problem else ""
+        return RunnerStatus("subprocess", True, f"Scripts run isolated: {status.how}; {status.limits}{note}.", details)
+    try:
+        get_runner("subprocess", settings).check()
+    except TributaryError as exc:
+        return RunnerStatus("subprocess", False, str(exc), details)
+    return RunnerStatus("subprocess", False, f"Scripts run NOT isolated: {status.problem}. They can read what "
+                                             "Tributary's user can.", details)
 
 
 # ---------------------------------------------------------------- read from the environment

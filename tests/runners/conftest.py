@@ -14,7 +14,8 @@ from demo.api import DemoAPI
 from runners import get_runner
 from tests.conftest import missing_service
 
-RUNNER_NAMES = [name for name in os.environ.get("TRIBUTARY_TEST_RUNNERS", "subprocess,docker").split(",") if name]
+RUNNER_NAMES = [name for name in os.environ.get("TRIBUTARY_TEST_RUNNERS", "subprocess,subprocess-unisolated,docker")
+                .split(",") if name]
 BASE_IMAGE = os.environ.get("TRIBUTARY_DOCKER_IMAGE") or "tributary-runner:latest"
 
 
@@ -52,9 +53,12 @@ def demo_api():
 
 @pytest.fixture(scope="session")
 def docker_session_image():
-    """This session's runner image: the base image plus a label, so a new image id. Dependency
-    images are keyed by the base's id, so each session builds its own from scratch (and
-    removes them at the end) without touching images a real Tributary on this engine uses."""
+    """This session's runner image: the base image plus a label, so a new image id, in a
+    repository of the session's own (tributary-test-<uuid8>). Dependency images are keyed by
+    the base's id and named after its repository, so each session builds its own from scratch
+    (and removes them at the end) without touching images a real Tributary or another test
+    session on this engine uses: the start-up clean-up of one repository's stale dependency
+    images cannot reach another session's."""
     from docker.errors import ImageNotFound
 
     engine = docker_engine()
@@ -62,8 +66,8 @@ def docker_session_image():
         engine.images.get(BASE_IMAGE)
     except Exception as exc:  # noqa: BLE001 - ImageNotFound, or the engine went away
         missing_service(f"Docker engine has no runner image {BASE_IMAGE} (run docker/build-base-image.sh): {exc}")
-    session = uuid.uuid4().hex[:10]
-    tag = f"tributary-runner-test:{session}"
+    session = uuid.uuid4().hex[:8]
+    tag = f"tributary-test-{session}:runner"
     dockerfile = f"FROM {BASE_IMAGE}\nLABEL tributary.test-session={session}\n"
     image, _ = engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True)
     try:

@@ -97,6 +97,7 @@ def test_containers_of_a_killed_app_are_removed_at_the_next_start(docker_runner)
     finally:
         app.send_signal(signal.SIGKILL)  # no clean-up code of the app runs
         app.wait()
+        app.stdout.close()
     assert [c.status for c in sandbox_containers(**{"tributary.feed": "orphaned"})] == ["running"]
 
     next_app = cli(env, "run", "next")

@@ -134,7 +134,9 @@ def test_dependency_images_nothing_named_or_used_for_two_weeks_are_removed_at_st
 
     # A runner image of this test's own, so that the images other tests built stay.
     engine = docker_engine()
-    own_base = f"tributary-runner-cleanup:{uuid.uuid4().hex[:10]}"
+    # Its repository is unique too: the clean-up looks at one repository's images only, so a
+    # shared name would let two test sessions on one engine remove each other's images.
+    own_base = f"tributary-test-{uuid.uuid4().hex[:8]}-cleanup:base"
     engine.images.build(fileobj=io.BytesIO(f"FROM {docker_session_image}\nLABEL tributary.test={own_base}\n".encode()),
                         tag=own_base, rm=True, forcerm=True)
     monkeypatch.setenv("TRIBUTARY_DOCKER_IMAGE", own_base)

@@ -58,3 +58,24 @@ def test_a_part_written_again_after_it_was_taken_is_refused(spool, tmp_path):
     with pytest.raises(TributaryError, match="wrote the spool part part-00000.jsonl again"):
         collector.collect(final=True)
     assert (tmp_path / "parts" / "part-00000.jsonl").read_text() == '{"id": 1}\n'
+
+
+def test_a_spool_folder_replaced_by_a_symlink_is_refused_and_its_files_left_alone(tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "part-00000.jsonl").write_text('{"secret": 1}\n')
+    (tmp_path / "work" / "out").mkdir(parents=True)
+    os.symlink(host, tmp_path / "work" / "out" / "spool")
+    collector = PartCollector(tmp_path / "work" / "out" / "spool", tmp_path / "parts")
+    with pytest.raises(TributaryError, match="spool folder is not a folder of the run's work dir"):
+        collector.collect(final=True)
+    assert (host / "part-00000.jsonl").exists()
+
+
+def test_a_hard_link_to_another_file_is_refused(spool, tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"secret": 1}\n')
+    os.link(other, spool / "part-00000.jsonl")
+    collector = PartCollector(spool, tmp_path / "parts")
+    with pytest.raises(TributaryError, match="hard link"):
+        collector.collect()

@@ -3,6 +3,7 @@ the core's test mode and runs."""
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -154,7 +155,7 @@ def test_cancel_leaves_table_and_state_as_they_were(runner_name, tributary):
     thread = threading.Thread(target=execute_run, args=(run.id,))
     thread.start()
     deadline = time.monotonic() + 30
-    while "waiting" not in (open(run.log_path).read() if __import__("os").path.exists(run.log_path) else ""):
+    while "waiting" not in (Path(run.log_path).read_text() if Path(run.log_path).exists() else ""):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     cancel_run(run.id)
@@ -205,6 +206,18 @@ def test_a_large_runs_parts_are_taken_while_the_script_runs(runner_name, tributa
     create_feed(FeedSpec(name="parts", script=script))
     run = execute_run(create_run("parts").id)
     assert run.status == "succeeded", run.error
-    assert "taken while running: True" in open(run.log_path).read()
+    assert "taken while running: True" in Path(run.log_path).read_text()
     count = run.records_written
     assert warehouse_rows(tributary, "SELECT count(*), count(DISTINCT id) FROM parts") == [(count, count)]
+
+
+def test_a_long_line_without_newline_is_cut_into_bounded_lines(runner_name):
+    """A script printing megabytes with no newline costs the app one bounded line at a time."""
+    from runners.base import MAX_LINE_BYTES
+
+    script = "import sys\nsys.stdout.write('x' * (3 * 1024 * 1024))\nsys.stdout.flush()\nprint()\nprint('after')\n"
+    result = preview_script(PreviewRequest(script=script, run_to_completion=True))
+    assert result.ok, result.error
+    assert max(len(line) for line in result.logs) <= MAX_LINE_BYTES
+    assert sum(len(line) for line in result.logs if set(line) == {"x"}) == 3 * 1024 * 1024
+    assert "after" in result.logs

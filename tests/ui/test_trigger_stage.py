@@ -330,8 +330,18 @@ def test_retries_with_backoff_and_running_without_network(app):
     labelled(at.number_input, "Retry attempts").set_value(3).run()
     labelled(at.number_input, "First retry after (seconds)").set_value(30).run()
     assert "tried again up to 3 times, waiting 30 s, 60 s and 2 min" in texts(at)
-    labelled(at.checkbox, "Run without network (Docker runner only)").check().run()
-    assert "subprocess runner, which cannot take the network away" in texts(at)
+    labelled(at.checkbox, "Run without network").check().run()
+    from app_pages.view_models.settings_view import network_can_be_cut
+
+    # The bubblewrap sandbox can take it away; without bubblewrap the page says it cannot.
+    assert ("cannot take the network away" in texts(at)) is not network_can_be_cut()
     save(at)
     feed = get_feed("orders")
     assert (feed.retries, feed.retry_backoff_s, feed.network) == (3, 30, False)
+
+
+def test_running_without_network_on_a_runner_that_cannot_take_it_away_says_so(app, monkeypatch):
+    monkeypatch.setenv("TRIBUTARY_RUNNER", "subprocess-unisolated")
+    at = new_feed_at_trigger_stage(app)
+    labelled(at.checkbox, "Run without network").check().run()
+    assert "subprocess-unisolated runner, which cannot take the network away" in texts(at)
