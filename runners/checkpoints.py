@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import TributaryError
+from runners.base import MAX_OUTCOME_FILE_BYTES, UnsafeWorkFile, is_own_regular_file, open_dir, read_work_file
 
-MAX_MARKER_BYTES = 16 * 1024 * 1024
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_MARKER_BYTES = MAX_OUTCOME_FILE_BYTES
 
 
 class CheckpointError(TributaryError):
@@ -44,21 +43,20 @@ class CheckpointMarkers:
         self.last = 0  # the number of the last marker read
 
     def _open(self) -> int | None:
+        """out/checkpoints' fd, reached from the work dir without following a symlink."""
         fd = None
         try:
             for part in (self._path.parent.parent, Path("out"), Path("checkpoints")):
-                new = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                new = open_dir(part, dir_fd=fd)
                 if fd is not None:
                     os.close(fd)
                 fd = new
             return fd
-        except FileNotFoundError:
+        except (FileNotFoundError, UnsafeWorkFile) as exc:
             if fd is not None:
                 os.close(fd)
-            return None
-        except OSError as exc:
-            if fd is not None:
-                os.close(fd)
+            if isinstance(exc, FileNotFoundError):
+                return None
             raise CheckpointError(f"out/checkpoints is not a folder of the run's work dir: {exc}") from exc
 
     def next(self) -> Checkpoint | None:
@@ -105,18 +103,12 @@ class CheckpointMarkers:
 
 
 def _read(dir_fd: int, name: str) -> bytes | None:
+    """A marker's bytes, or None while it is not there: a regular file with no second name
+    (runners/base.py read_work_file, is_own_regular_file)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CheckpointError(f"out/checkpoints/{name} is not a regular file (a symbolic link?)") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MARKER_BYTES:
-            raise CheckpointError(f"out/checkpoints/{name} is not a regular file of at most "
-                                  f"{MAX_MARKER_BYTES // (1024 * 1024)} MiB")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read(MAX_MARKER_BYTES + 1)
-    finally:
-        os.close(fd)
+        raw = read_work_file(dir_fd, name, MAX_MARKER_BYTES)
+    except UnsafeWorkFile as exc:
+        raise CheckpointError(str(exc).replace("out/", "out/checkpoints/", 1)) from exc
+    if raw is not None and not is_own_regular_file(dir_fd, name):
+        raise CheckpointError(f"out/checkpoints/{name} is not a regular file of its own (a hard link?)")
+    return raw
