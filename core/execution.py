@@ -43,6 +43,7 @@ registries, the event bus, the clock) are injected by core/bootstrap.py.
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import threading
@@ -309,6 +310,16 @@ def _end(run_id: str, log: _RunLog | None, status: str, error: str | None, error
                 log.system(f"the store could not record this run's end ({status}): {exc}")
 
 
+def _disk_full_said(exc: Exception) -> str:
+    """A load's error, with a full disk said in plain words first (the driver's own words,
+    'No space left on device' or 'could not extend file', name the file)."""
+    text = str(exc)
+    full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+    if full or "No space left on device" in text or "disk full" in text.lower():
+        return f"the disk is full: {text}"
+    return text
+
+
 def _close_log(log: _RunLog | None, status: str, error: str | None) -> None:
     """The log's last line says how the run ended, as a succeeded run's does."""
     if log is not None:
@@ -558,7 +569,7 @@ class RunExecutor:
             try:
                 result = destination.load(request)
             except Exception as exc:  # noqa: BLE001 - any driver error fails the run, clearly
-                raise TributaryError(f"loading into {name} failed: {exc}") from exc
+                raise TributaryError(f"loading into {name} failed: {_disk_full_said(exc)}") from exc
             fault_point("destination_committed")
             results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
                              "rejected": result.rejected}

@@ -21,7 +21,7 @@ from storage.models import Feed
 from core.preview import PreviewRequest
 from common.settings import get_settings
 from core.state import current_state
-from app_pages.view_models.test_sessions import TestSession
+from app_pages.view_models.test_sessions import ScriptTestSession
 from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems, raise_if
 from core.watchers import add_watcher, list_watchers, remove_watcher
 from core.webhooks import regenerate_token
@@ -205,7 +205,7 @@ def request_for_test(draft: FeedDraft) -> PreviewRequest:
     )
 
 
-def summarise_test(session: TestSession, fingerprint_: str = "") -> dict:
+def summarise_test(session: ScriptTestSession, fingerprint_: str = "") -> dict:
     """A finished test as a draft keeps it (so the preview survives a reload), and as the
     pages show it."""
     logs = session.lines()[-PREVIEW_LOG_LINES:]
@@ -222,7 +222,7 @@ def summarise_test(session: TestSession, fingerprint_: str = "") -> dict:
             "stopped_at": limit if result.ok and limit and result.count >= limit else None}
 
 
-def record_finished_test(draft: FeedDraft, session: TestSession | None) -> bool:
+def record_finished_test(draft: FeedDraft, session: ScriptTestSession | None) -> bool:
     """Keep a test that finished since the last look in the draft; True when it did."""
     if session is None or session.running or not session.started_at:
         return False

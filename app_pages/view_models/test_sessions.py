@@ -1,6 +1,6 @@
 """Script tests that run in the background while the UI keeps answering.
 
-A TestSession runs one test (core.runs.test_script or test_feed) in a thread and collects its
+A ScriptTestSession runs one test (core.runs.test_script or test_feed) in a thread and collects its
 log lines as they arrive, so a page can show them live and then the result. Sessions are kept
 per owner key (e.g. a draft) in this process, so a browser reload finds a test still running.
 """
@@ -22,8 +22,7 @@ MAX_LOG_LINES = 5000  # the tail a page can show; a chatty script must not fill 
 TestJob = Callable[[Callable[[str], None]], PreviewResult]
 
 
-class TestSession:
-    __test__ = False  # not a pytest test class, despite the name
+class ScriptTestSession:
 
     def __init__(self, job: TestJob, fingerprint: str = "", cancel: threading.Event | None = None,
                  record_limit: int | None = None):
@@ -40,7 +39,7 @@ class TestSession:
         self.started_at: float | None = None
         self.finished_at: float | None = None
 
-    def start(self) -> "TestSession":
+    def start(self) -> "ScriptTestSession":
         self.started_at = time.monotonic()
         threading.Thread(target=self._run, name="tributary-test", daemon=True).start()
         return self
@@ -89,7 +88,7 @@ class TestSession:
         return self._done.wait(timeout_s)
 
 
-_sessions: dict[tuple[str, str], TestSession] = {}
+_sessions: dict[tuple[str, str], ScriptTestSession] = {}
 _sessions_lock = threading.Lock()
 
 
@@ -99,31 +98,31 @@ def _registry_key(owner_key: str) -> tuple[str, str]:
 
 
 def start_test(owner_key: str, job: TestJob, fingerprint: str = "", cancel: threading.Event | None = None,
-               record_limit: int | None = None) -> TestSession:
-    session = TestSession(job, fingerprint, cancel, record_limit)
+               record_limit: int | None = None) -> ScriptTestSession:
+    session = ScriptTestSession(job, fingerprint, cancel, record_limit)
     with _sessions_lock:
         _sessions[_registry_key(owner_key)] = session
     return session.start()
 
 
 def _start_preview(owner_key: str, run_to_completion: bool, fingerprint: str,
-                   preview: Callable[[Callable[[str], None], threading.Event], PreviewResult]) -> TestSession:
-    cancel = threading.Event()  # set by TestSession.stop(); the preview then stops its script
+                   preview: Callable[[Callable[[str], None], threading.Event], PreviewResult]) -> ScriptTestSession:
+    cancel = threading.Event()  # set by ScriptTestSession.stop(); the preview then stops its script
     limit = None if run_to_completion else get_settings().preview_records
     return start_test(owner_key, lambda on_log: preview(on_log, cancel), fingerprint, cancel, limit)
 
 
-def start_script_test(owner_key: str, request: PreviewRequest, fingerprint: str = "") -> TestSession:
+def start_script_test(owner_key: str, request: PreviewRequest, fingerprint: str = "") -> ScriptTestSession:
     return _start_preview(owner_key, request.run_to_completion, fingerprint,
                           lambda on_log, cancel: preview_script(request, on_log, cancel=cancel))
 
 
-def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> TestSession:
+def start_feed_test(owner_key: str, feed_name: str, run_to_completion: bool = True) -> ScriptTestSession:
     return _start_preview(owner_key, run_to_completion, "",
                           lambda on_log, cancel: preview_feed(feed_name, run_to_completion, on_log, cancel))
 
 
-def current_test(owner_key: str) -> TestSession | None:
+def current_test(owner_key: str) -> ScriptTestSession | None:
     with _sessions_lock:
         return _sessions.get(_registry_key(owner_key))
 

@@ -95,6 +95,27 @@ def _type_name(value) -> str:
     return type(value).__name__
 
 
+def non_finite_field(value, path: str = "") -> str | None:
+    """The path of the first NaN or Infinity in a record, or None. JSON cannot carry them and
+    orjson writes them as null: a load would turn them silently into NULLs."""
+    if isinstance(value, float):
+        return path or "(the record)" if value != value or value in (_INF, -_INF) else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = non_finite_field(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+_INF = float("inf")
+
+
 class OutputStream:
     """`outputStream.write(record)`: one JSON object per call, appended to the spool.
 
@@ -113,6 +134,7 @@ class OutputStream:
         attributes, and one comparison per record covers both the part's end and a test's
         record limit. That made a million writes 0.3 s faster than a method did."""
         dumps, default, option, any_keys = _dumps, _default, _OPTIONS, _OPTIONS_ANY_KEYS
+        check_all = _orjson is None
         room = 0  # records the current part (or the test's limit) still takes
         taken = 0  # records written before the current part began
         capacity = 0  # the current part's room when it began
@@ -136,6 +158,13 @@ class OutputStream:
                     line = dumps(record, default=default, option=any_keys)
                 except TypeError as exc:
                     raise TypeError(f"record #{taken + capacity - room + 1} cannot be written as JSON: {exc}") from None
+            if (b"null" in line or check_all) and (field := non_finite_field(record)) is not None:
+                # orjson writes NaN as null, so only a line with a null can hide one: the others
+                # pay one search of their bytes (the json fallback writes NaN: it checks them all).
+                raise ValueError(
+                    f"record #{taken + capacity - room + 1}: {field} is NaN or Infinity, which JSON cannot "
+                    "carry; write None for a missing value (pandas: df.replace({np.nan: None}))"
+                )
             append(line)
             room -= 1
             if room == 0 and self._limit is not None and taken + capacity >= self._limit:
@@ -221,10 +250,7 @@ class Metadata(dict):
     def save(self, obj) -> None:
         data = self._encode(obj, "save")
         os.makedirs(OUT_DIR, exist_ok=True)
-        tmp = os.path.join(OUT_DIR, "metadata.json.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, os.path.join(OUT_DIR, "metadata.json"))  # atomic: never half a state
+        _atomic_write(os.path.join(OUT_DIR, "metadata.json"), data)  # never half a state
         self.clear()
         self.update(json.loads(data))
 
