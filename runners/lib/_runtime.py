@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 
@@ -246,6 +247,7 @@ class Metadata(dict):
         super().__init__(state)
         self._checkpoints = checkpoints  # False in a test run: checkpoints write nothing
         self._checkpointed = 0
+        self._lock = threading.Lock()  # one checkpoint at a time, whichever thread asks
 
     def save(self, obj) -> None:
         data = self._encode(obj, "save")
@@ -271,14 +273,15 @@ class Metadata(dict):
             self.clear()
             self.update(json.loads(data))
             return
-        self.save(obj)
-        self._checkpointed += 1
-        number = self._checkpointed
-        marker = {"state": json.loads(data), "parts": outputStream.cut(), "records": outputStream.count}
-        os.makedirs(CHECKPOINT_DIR, exist_ok=True)
-        name = os.path.join(CHECKPOINT_DIR, f"{number:04d}")
-        _atomic_write(name + ".json", json.dumps(marker).encode())
-        answer = _wait_for(name + ".ack")
+        with self._lock:
+            self.save(obj)
+            self._checkpointed += 1
+            number = self._checkpointed
+            marker = {"state": json.loads(data), "parts": outputStream.cut(), "records": outputStream.count}
+            os.makedirs(CHECKPOINT_DIR, exist_ok=True)
+            name = os.path.join(CHECKPOINT_DIR, f"{number:04d}")
+            _atomic_write(name + ".json", json.dumps(marker).encode())
+            answer = _wait_for(name + ".ack")
         if answer != "ok":
             raise CheckpointFailed(f"checkpoint {number} was not committed: {answer}")
 
