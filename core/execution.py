@@ -201,13 +201,20 @@ class _Staging:
         self._make_stagers()
 
     def _follow(self) -> None:
+        """Until the script ends. After an error (reported by finish(), which fails the run)
+        nothing more is taken, but a checkpoint the script asks for is still answered: with
+        that error, so that the script does not wait for it until its timeout."""
         try:
             self._make_stagers()
-            while not self._done.wait(PART_POLL_S):
-                self._take(final=False)
-                self._checkpoint_if_asked()
-        except Exception as exc:  # noqa: BLE001 - reported by finish(), which fails the run
+        except Exception as exc:  # noqa: BLE001 - see the docstring
             self._error = exc
+        while not self._done.wait(PART_POLL_S):
+            try:
+                if self._error is None:
+                    self._take(final=False)
+                self._checkpoint_if_asked()
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                self._error = self._error or exc
 
     def _take(self, final: bool) -> None:
         for part in self.collector.collect(final):
@@ -220,12 +227,14 @@ class _Staging:
 
     def _checkpoint_if_asked(self) -> None:
         """Commit the checkpoint the script waits in, if it wrote one, and answer it. A
-        checkpoint that fails is answered with the error and ends the following (raises)."""
+        checkpoint that fails, or comes after an error, is answered with the error (and raises)."""
         number = self._markers.last + 1
         try:
             marker = self._markers.next()
             if marker is None:
                 return
+            if self._error is not None:
+                raise self._error
             self._take(final=False)  # its parts were complete before its marker was written
             before = self.last_checkpoint.records if self.last_checkpoint is not None else 0
             if marker.records < before:
@@ -239,15 +248,15 @@ class _Staging:
                 stager.script_ended()  # the script waits: staging may use every core
             self._on_checkpoint(marker, files, self.stagers, self.load_type, self.last_checkpoint)
         except Exception as exc:
-            self.checkpoint_error = exc
+            self.checkpoint_error = self.checkpoint_error or exc
             with suppress(Exception):
                 self._markers.answer(number, f"error: {exc}")
             raise
         self.committed, self.last_checkpoint = marker.parts, marker
         if self.load_type == "truncate_insert":
             self.load_type = "incremental"  # the table was replaced: the rest of the run appends
-        self._renew_stagers()
         self._markers.answer(marker.number, "ok")
+        self._renew_stagers()
 
     def _stop(self) -> None:
         self._done.set()

@@ -67,10 +67,14 @@ class CheckpointMarkers:
             return None
         try:
             raw = _read(fd, f"{number:04d}.json")
+        except CheckpointError:
+            self.last = number  # refused once: the next one is looked for next
+            raise
         finally:
             os.close(fd)
         if raw is None:
             return None
+        self.last = number
         try:
             marker = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
@@ -79,7 +83,6 @@ class CheckpointMarkers:
                 and type(marker.get("parts")) is int and type(marker.get("records")) is int
                 and marker["parts"] >= 0 and marker["records"] >= 0):
             raise CheckpointError(f"checkpoint {number}'s marker is unreadable (was it overwritten?)")
-        self.last = number
         return Checkpoint(number, marker["state"], marker["parts"], marker["records"])
 
     def answer(self, number: int, answer: str) -> None:

@@ -7,17 +7,12 @@ crash-point matrix's harness (test_crash_matrix.py); then recovery and the next 
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from common.faults import FAULT_POINT_ENV
 from common.settings import get_settings
 from core import bootstrap
 from core.execution import RunExecutor
@@ -35,7 +30,6 @@ from tests.exactly_once.test_crash_matrix import _kill_a_run_at
 from tests.helpers import warehouse_rows
 from tests.ui.conftest import new_app, texts
 
-ROOT = Path(__file__).resolve().parents[2]
 FEED = "orders"
 
 
@@ -230,6 +224,30 @@ print(open("out/checkpoints/0001.ack").read())
     assert "not a regular file" in run.error
     assert "error: out/checkpoints/0001.json is not a regular file" in read_log(run.id)[0]
     assert current_state(FEED) == {} and not (tributary / "warehouse.duckdb").exists()
+
+
+def test_a_checkpoint_after_a_failed_one_is_refused_at_once(tributary, monkeypatch):
+    text = """
+from lib import outputStream, metadata
+from lib._runtime import CheckpointFailed
+outputStream.write({"id": 1})
+for attempt in range(2):
+    try:
+        metadata.checkpoint({"next": 1})
+    except CheckpointFailed as exc:
+        print("refused:", exc)
+"""
+    create_feed(FeedSpec(name=FEED, script=text, destinations=["duckdb"], timeout_s=60))
+
+    def fails(self, request):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(DuckDBDestination, "load", fails)
+    run = bootstrap.start_run(FEED, wait=True)
+    assert run.status == "failed" and "No space left on device" in run.error
+    log = read_log(run.id)[0]
+    assert log.count("refused: checkpoint") == 2 and "refused: checkpoint 2" in log
+    assert (run.finished_at - run.started_at).total_seconds() < 30  # no wait for the timeout
 
 
 @pytest.mark.parametrize("kind", TARGETS)
