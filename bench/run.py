@@ -35,7 +35,7 @@ import bench_floor  # noqa: E402
 import report  # noqa: E402
 
 SIZES = [report.SMALL, report.LARGE]
-SECTIONS = ("floor", "tributary", "dlt", "latency")
+SECTIONS = ("floor", "tributary", "dlt", "latency", "commit")
 LATENCY_RUNS = 20
 # The floor ratio moves with a shared machine's speed: more pairs, a steadier median.
 PAIRS = 5
@@ -218,6 +218,20 @@ def run_dlt(results: dict, repeat: int, sizes: list[int], quick: bool, once: boo
             print(_line(report.SHORT[key], fig), flush=True)
 
 
+def run_commit(results: dict, sizes: list[int]) -> None:
+    print("\nThe two-phase commit's extra store write (the pending outcome), against the run's wall time", flush=True)
+    # Its own process, as the latency: it sets TRIBUTARY_* variables and imports the app.
+    out = subprocess.run([sys.executable, str(BENCH / "bench_commit.py"), "--json", "--records", *map(str, sizes)],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
+    if out.returncode != 0:
+        results["commit"] = {"error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
+        print(f"  not measured: {out.stderr.strip()[-500:]}", flush=True)
+        return
+    lines = out.stdout.strip().splitlines()
+    print("\n".join("  " + line for line in lines[:-1]), flush=True)
+    results["commit"] = json.loads(lines[-1])["commit"]
+
+
 def run_latency(results: dict) -> None:
     print(f"\nTest-run latency: Peak's example against the demo API, {LATENCY_RUNS} warm runs per runner", flush=True)
     # Its own process: the measurement sets TRIBUTARY_* variables and imports the app.
@@ -310,6 +324,8 @@ def main() -> None:
         run_dlt(results, args.repeat, args.sizes, args.quick, args.once)
     if "latency" in sections:
         run_latency(results)
+    if "commit" in sections:
+        run_commit(results, args.sizes)
 
     results["finished_at"] = report.now_iso()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
