@@ -10,7 +10,7 @@ Work dir contract, the same for every runner (paths relative to the work dir):
     script.py           the user's script, unmodified
     lib/                the `lib` package the script imports (copied from runners/lib)
     _tributary_boot.py  the harness that runs script.py and reports the outcome
-    input.json          {"metadata", "connection", "trigger", "record_limit", "secrets"}
+    input.json          {"metadata", "connection", "trigger", "record_limit", "secrets", "checkpoints"}
     out/spool/          part-00000.jsonl, part-00001.jsonl, ... (one JSON object per line),
                         each written as part-NNNNN.jsonl.partial and renamed once complete
                         (see runners/parts.py)
@@ -18,6 +18,8 @@ Work dir contract, the same for every runner (paths relative to the work dir):
     out/result.json     {"status", "records", "error", "error_type", "error_line"}
     out/requests.jsonl  the requests the script made, one JSON object a line, and a last
                         {"summary": {...}} line with the counts (see runners/lib/_inspect.py)
+    out/checkpoints/    NNNN.json from metadata.checkpoint(), answered by the host's NNNN.ack
+                        (see runners/checkpoints.py)
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class ScriptJob:
     memory_limit_mb: int = 2048
     network: bool = True
     secrets: list[str] = field(default_factory=list)  # masked in every line of output
+    checkpoints: bool = False  # metadata.checkpoint() commits (a run); False: a test, it writes nothing
 
 
 @dataclass
@@ -205,6 +208,7 @@ def prepare_work_dir(job: ScriptJob) -> None:
         "trigger": job.trigger_payload,
         "record_limit": job.record_limit,
         "secrets": job.secrets,
+        "checkpoints": job.checkpoints,
     }
     input_path = work / "input.json"
     input_path.write_text(json.dumps(job_input), encoding="utf-8")

@@ -12,6 +12,10 @@ commit's rules (core/execution.py):
   is finished; if that cannot be done, the run fails with a message naming the destinations
   that hold it. A destination that cannot be asked leaves the run pending, for the next
   recovery.
+A run that checkpointed (metadata.checkpoint) keeps what its checkpoints committed: its state
+is the feed's current one, and the next run starts from it. One that died with a checkpoint
+pending (a pending outcome while running) has it settled by the same rules, under the
+checkpoint's ledger id, and then fails: its script is gone.
 A failed run frees its feed; its watchers hear of it and the feed's retries apply. The files
 of a settled run are removed, and so are those of runs that ended before their process could
 remove them. The deliveries a dead process left pending are resumed by bootstrap.
@@ -29,8 +33,8 @@ from sqlmodel import select, update
 from common.process import died, worker_id
 from core.execution import counted, holding, partial_commit_error
 from core.services.loop import LoopService
-from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, remove_left_work_dirs,
-                       remove_work_dirs)
+from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
+                       remove_left_work_dirs, remove_work_dirs)
 from storage.db import session_scope
 from storage.destinations import get_destination
 from storage.destinations.base import LoadRequest
@@ -66,7 +70,8 @@ def recover_interrupted_runs(destinations: Callable = get_destination) -> list[s
     recovered = []
     for run_id, status, worker, pending in left:
         try:
-            settled = _reconcile(run_id, worker, destinations) if pending else _fail_interrupted(run_id, status)
+            settled = (_reconcile(run_id, status, worker, destinations) if pending
+                       else _fail_interrupted(run_id, status))
         except Exception:  # noqa: BLE001 - one run that cannot be settled must not keep the others
             logger.exception("run %s could not be recovered; it is left for the next recovery", run_id)
             continue
@@ -91,47 +96,65 @@ def _fail_interrupted(run_id: str, status: str) -> bool:
         session.refresh(run)
         error = INTERRUPTED
         if status == "loading":
-            error += " before its commit began: nothing was loaded, the state did not advance"
+            error += " before its commit began: nothing was loaded"
+            error += _after_checkpoints(run) if run.checkpoints else ", the state did not advance"
+        elif run.checkpoints:
+            error += _after_checkpoints(run)
         finish(session, run, "failed", error)
     return True
 
 
-def _claim_pending(run_id: str, dead_worker: str | None, worker: str | None) -> bool:
+def _after_checkpoints(run: Run) -> str:
+    last = run.checkpoints[-1]
+    return (f"; its {len(run.checkpoints)} checkpoint(s) stay committed ({last['records']} records): the next run "
+            "starts from the last one's state")
+
+
+def _claim_pending(run_id: str, dead_worker: str | None, worker: str | None, status: str = "loading") -> bool:
     """Take a pending run over from its dead process (or give it back): conditional, so that
     of two recovering processes one settles it. If this process dies too, the next recovery
     sees this process dead and takes it over in turn (every step below is idempotent)."""
     with session_scope() as session:
-        claim = (update(Run).where(Run.id == run_id, Run.status == "loading", Run.worker == dead_worker)
+        claim = (update(Run).where(Run.id == run_id, Run.status == status, Run.worker == dead_worker)
                  .values(worker=worker))
         return session.execute(claim).rowcount == 1
 
 
-def _reconcile(run_id: str, dead_worker: str | None, destinations: Callable) -> bool:
+def _reconcile(run_id: str, status: str, dead_worker: str | None, destinations: Callable) -> bool:
     me = worker_id()
-    if not _claim_pending(run_id, dead_worker, me):
+    if not _claim_pending(run_id, dead_worker, me, status):
         return False
     try:
-        return _settle(run_id, dead_worker, me, destinations)
+        return _settle(run_id, status, dead_worker, me, destinations)
     except BaseException:
         with suppress(Exception):  # give it back: the next recovery tries again
-            _claim_pending(run_id, me, dead_worker)
+            _claim_pending(run_id, me, dead_worker, status)
         raise
 
 
-def _settle(run_id: str, dead_worker: str | None, me: str, destinations: Callable) -> bool:
+def _settle(run_id: str, status: str, dead_worker: str | None, me: str, destinations: Callable) -> bool:
     run = get_run(run_id)
     pending = run.pending_outcome
+    ledger, checkpoint = ledger_id(run_id, pending), pending.get("checkpoint")
+    what = f"checkpoint {checkpoint}" if checkpoint else "run"
     note = _RecoveryNote(run.log_path)
-    held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], run_id)
-    note(f"recovering: the process committing this run stopped; destinations holding it: {', '.join(held) or 'none'}")
+    held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], ledger)
+    note(f"recovering: the process committing this {what} stopped; destinations holding it: "
+         f"{', '.join(held) or 'none'}")
     if unknown:
         # Cannot tell what was committed: settle nothing now, let a later recovery ask again.
         note("could not ask " + ", ".join(f"{n} ({e})" for n, e in unknown.items()) + ": left pending")
-        _claim_pending(run_id, me, dead_worker)
+        _claim_pending(run_id, me, dead_worker, status)
         return False
     if not held:
-        _fail(run_id, INTERRUPTED + " before any destination committed: nothing was loaded, the state did not advance")
-        note("run failed: no destination holds it")
+        if checkpoint:
+            _fail(run_id, INTERRUPTED + f" while committing checkpoint {checkpoint}, before any destination "
+                  "committed it" + (_after_checkpoints(run) if run.checkpoints else
+                                    ": nothing was loaded, the state did not advance"))
+        else:
+            _fail(run_id, INTERRUPTED + " before any destination committed: nothing was loaded"
+                  + (_after_checkpoints(run) if run.checkpoints else ", the state did not advance"))
+        note(f"run failed: no destination holds the {what}")
         return True
     results = dict(run.destination_results or {})
     for name in missing:
@@ -139,12 +162,19 @@ def _settle(run_id: str, dead_worker: str | None, me: str, destinations: Callabl
         if error is not None:
             now_held = held + [n for n in missing if n in results]
             rest = [n for n in missing if n not in results]
-            _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}"))
+            _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}",
+                                               ledger if checkpoint else None))
             note(f"run failed: {error}")
             return True
     loaded, results = counted(pending, results, destinations)
+    if checkpoint:
+        record_checkpoint(run_id, pending, loaded, results)
+        _fail(run_id, INTERRUPTED + f" after checkpoint {checkpoint} was committed" + _after_checkpoints(get_run(run_id)))
+        note(f"checkpoint {checkpoint} committed on recovery: {loaded} records loaded; the run failed (its script "
+             "stopped)")
+        return True
     complete_run(run_id, pending, loaded, results)
-    note(f"run succeeded on recovery: {loaded} records loaded; state "
+    note(f"run succeeded on recovery: {get_run(run_id).records_loaded} records loaded; state "
          f"{'saved' if pending['state_saved'] else 'unchanged'}")
     return True
 
@@ -156,7 +186,8 @@ def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable
     absent = [f.name for f in files if not f.is_file()]
     if absent:
         return f"the run's spool is gone ({', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}), so {name} cannot be loaded"
-    request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"], run_id=run_id,
+    request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"],
+                          run_id=ledger_id(run_id, pending),
                           loaded_at=utcnow(), primary_key=list(pending["primary_key"]),
                           max_rejected_ratio=pending["max_rejected_ratio"])
     try:
