@@ -109,8 +109,10 @@ class FeedState(SQLModel, table=True):
     feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
     run_id: Optional[str] = Field(default=None, max_length=32)
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    reason: str = Field(default="run", max_length=16)  # run | checkpoint | reset | import
+    reason: str = Field(default="run", max_length=16)  # run | checkpoint | reset | edit | rewind | import
     created_at: datetime = Field(default_factory=utcnow)
+    changed_by: Optional[str] = Field(default=None, max_length=200)  # who, for a change by hand
+    note: Optional[str] = Field(default=None, max_length=500)  # why, for a change by hand
 
 
 class ScheduleSlot(SQLModel, table=True):
