@@ -39,7 +39,7 @@ from common.settings import Settings, get_settings, make_private
 from core import events
 from core.execution import RunExecutor
 from core.executors import Executor, executor_class
-from core.runs import cancel_run, create_run
+from core.runs import RunOptions, cancel_run, create_run
 from core.scheduler import SchedulerService
 from core.services import recovery, retries
 from core.services.deliveries import DeliveryService
@@ -124,12 +124,12 @@ class Services:
         return self.run_executor.execute(run_id)
 
     def start_run(self, feed_name: str, trigger: str = "manual", payload: dict | None = None,
-                  wait: bool = False) -> Run:
+                  wait: bool = False, options: RunOptions | None = None) -> Run:
         """Queue a run and execute it: in this thread when wait=True, else through the executor
-        (the dispatcher's queue in the app)."""
+        (the dispatcher's queue in the app). `options`: a backfill or a full refresh."""
         if wait:
-            return self.execute_run(create_run(feed_name, trigger, payload, announce=False).id)
-        run = create_run(feed_name, trigger, payload)
+            return self.execute_run(create_run(feed_name, trigger, payload, announce=False, options=options).id)
+        run = create_run(feed_name, trigger, payload, options=options)
         self.submit(run.id)
         return run
 
@@ -141,12 +141,13 @@ class Services:
 
     def run_with_retries(self, feed_name: str, trigger: str = "manual", payload: dict | None = None,
                          sleep: Callable[[float], None] | None = None,
-                         on_retry: Callable[[Run], None] = lambda retry: None) -> list[Run]:
+                         on_retry: Callable[[Run], None] = lambda retry: None,
+                         options: RunOptions | None = None) -> list[Run]:
         """Execute a run in this thread and then each retry it earns, waiting for each retry's
         backoff: what `core.cli run` does, since no dispatcher would start them. Every attempt,
         in order."""
         sleep = sleep or _sleep
-        attempts = [self.start_run(feed_name, trigger, payload, wait=True)]
+        attempts = [self.start_run(feed_name, trigger, payload, wait=True, options=options)]
         while (retry := _queued_retry_of(attempts[-1])) is not None:
             on_retry(retry)
             if retry.not_before is not None:

@@ -133,8 +133,14 @@ def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob, str
     with session_scope() as session:
         run = session.get(Run, run_id)
         feed = session.get(Feed, run.feed_id)
-        run.state_before = current_state_in(session, feed.id)
-        resumes = _resumes(session, feed.id)
+        options = run.options or {}
+        if options.get("full_refresh"):
+            run.state_before, resumes = {}, None
+        elif "state" in options:
+            run.state_before, resumes = dict(options["state"]), None
+        else:
+            run.state_before = current_state_in(session, feed.id)
+            resumes = _resumes(session, feed.id)
         session.add(run)
     conn = get_connection_by_id(feed.connection_id) if feed.connection_id else None
     material, secrets = sandbox_material(conn)
@@ -143,7 +149,7 @@ def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob, str
         dependencies=list(feed.dependencies), metadata=dict(run.state_before), connection=material,
         trigger_payload=run.trigger_payload, timeout_s=feed.timeout_s or settings.run_timeout_s,
         memory_limit_mb=feed.memory_limit_mb or settings.memory_limit_mb, secrets=secrets, network=feed.network,
-        checkpoints=True,
+        checkpoints=not run.options,  # a backfill or full refresh takes none (core/runs.py RunOptions)
     )
     return run, feed, job, resumes
 
@@ -426,6 +432,13 @@ class RunExecutor:
         try:
             log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
             load_type = feed.load_type
+            options = run.options or {}
+            if options.get("full_refresh"):
+                log.system("full refresh: from {}, replacing the table when the run commits")
+                load_type = "truncate_insert"
+            elif "state" in options:
+                log.system("backfill from a given state; " + ("it becomes the feed's state if the run succeeds"
+                           if options.get("commit_state") else "the feed's state stays as it is"))
             if resumes is not None:
                 log.system(f"resuming from checkpoint {resumes} of a run that did not finish"
                            + ("; Truncate and Insert: this run appends to the table that run began replacing"
@@ -478,7 +491,9 @@ class RunExecutor:
         """The two-phase commit (see the module docstring): of the parts after the last
         checkpoint, if the run made any."""
         before = last.records if last is not None else 0
-        pending = pending_outcome(outcome.metadata, outcome.records - before, list(feed.destinations), feed.name,
+        options = run.options or {}
+        keeps_state = "state" in options and not options.get("commit_state")
+        pending = pending_outcome(None if keeps_state else outcome.metadata, outcome.records - before, list(feed.destinations), feed.name,
                                   files, load_type or feed.load_type, list(feed.primary_key), feed.max_rejected_ratio,
                                   records_before=before)
         _update(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,

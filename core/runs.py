@@ -20,6 +20,7 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from common.errors import Conflict, NotFound, ValidationError
 from common.settings import get_settings
 from core import events
 from core.run_log import read_tail
+from core.state import checked_state
 from storage.lookups import feed_by_name
 from core.watchers import delivery_views
 from storage.db import session_scope
@@ -46,11 +48,43 @@ def new_run_id() -> str:
 # ---------------------------------------------------------------- starting and cancelling
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run differs from the feed's usual run.
+    - `state`: start from this state instead of the current one (a backfill, or a replay from an
+      edited or older state); the state it ends with becomes current only with `commit_state`.
+    - `full_refresh`: start from {} and replace the table when the run commits, whatever the
+      feed's load type (readers see the old contents until then); its end state becomes current.
+    Checkpoints are not taken in such runs: the first one would make a state current."""
+
+    state: dict | None = None
+    commit_state: bool = False
+    full_refresh: bool = False
+
+    @classmethod
+    def of(cls, stored: dict | None) -> "RunOptions | None":
+        if not stored:
+            return None
+        return cls(state=stored.get("state"), commit_state=bool(stored.get("commit_state")),
+                   full_refresh=bool(stored.get("full_refresh")))
+
+    def as_dict(self) -> dict | None:
+        if self.state is None and not self.full_refresh:
+            return None
+        if self.state is not None and self.full_refresh:
+            raise ValidationError([("state", "a full refresh starts from {}: give one or the other")])
+        if self.full_refresh:
+            return {"full_refresh": True}
+        return {"state": checked_state(self.state), "commit_state": self.commit_state}
+
+
 def create_run(feed_name: str, trigger: str = "manual", payload: dict | None = None,
                parent_run_id: str | None = None, attempt: int = 1, not_before: datetime | None = None,
-               scheduled_for: datetime | None = None, announce: bool = True) -> Run:
+               scheduled_for: datetime | None = None, announce: bool = True,
+               options: RunOptions | None = None) -> Run:
     """Queue a run, claiming the feed's single active-run slot (refused if taken), and announce
     it (RunQueued) unless the caller executes it itself."""
+    chosen = options.as_dict() if options is not None else None
     settings = get_settings()
     run_id = new_run_id()
     try:
@@ -64,6 +98,7 @@ def create_run(feed_name: str, trigger: str = "manual", payload: dict | None = N
                 id=run_id, feed_id=feed.id, feed_name=feed.name, trigger=trigger,
                 log_path=str(settings.logs_dir / f"{run_id}.log"), parent_run_id=parent_run_id,
                 attempt=attempt, trigger_payload=payload, not_before=not_before, scheduled_for=scheduled_for,
+                options=chosen,
             )
             session.add(run)
             session.flush()
@@ -315,6 +350,7 @@ def run_view(run: Run) -> dict:
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
         "notifications": delivery_views(run.id),
         "checkpoints": [{"at": c["at"], "records": c["records"], "state": c["state"]} for c in run.checkpoints or []],
+        "options": run.options,  # a backfill's state, or a full refresh
     }
 
 

@@ -85,6 +85,9 @@ class Run(SQLModel, table=True):
     # The run's committed checkpoints (metadata.checkpoint), oldest first: {"number", "at",
     # "records" (written so far), "loaded" (rows it loaded), "state", "results"}.
     checkpoints: Optional[list] = Field(default=None, sa_column=Column(JSON))
+    # A run's own options (core/runs.py RunOptions): a backfill's starting state and whether
+    # it becomes current, or a full refresh (from {}, replacing the table at the commit).
+    options: Optional[dict] = Field(default=None, sa_column=Column(JSON))
 
 
 class ActiveRun(SQLModel, table=True):

@@ -341,33 +341,53 @@ def _request_lines(result: preview.PreviewResult) -> list[str]:
     return lines
 
 
-def run_with_retries(svc: bootstrap.Services, name: str, payload: dict | None, guard: CancelOnSignal):
+def run_with_retries(svc: bootstrap.Services, name: str, payload: dict | None, guard: CancelOnSignal,
+                     options: runs_service.RunOptions | None = None):
     """The run, then each retry it earns (no dispatcher runs them in the CLI's process). A
     signal cancels the attempt under way or the retry waiting for its backoff."""
     def announce(retry) -> None:
         print(f"run failed; attempt {retry.attempt} starts after its backoff (Ctrl-C cancels it)",
               file=sys.stderr, flush=True)
 
-    return svc.run_with_retries(name, trigger="cli", payload=payload, sleep=guard.sleep, on_retry=announce)[-1]
+    return svc.run_with_retries(name, trigger="cli", payload=payload, sleep=guard.sleep, on_retry=announce,
+                                options=options)[-1]
+
+
+def run_options(from_state: str | None, commit_state: bool, full_refresh: bool) -> runs_service.RunOptions | None:
+    if from_state is not None and full_refresh:
+        raise ValidationError([("--full-refresh", "starts from {}: it cannot be given with --from-state")])
+    if commit_state and from_state is None:
+        raise ValidationError([("--commit-state", "applies to a run --from-state only")])
+    if from_state is None and not full_refresh:
+        return None
+    state = json_object(read_text(from_state, "--from-state"), "--from-state") if from_state is not None else None
+    return runs_service.RunOptions(state=state, commit_state=commit_state, full_refresh=full_refresh)
 
 
 @cli.command("run")
 @click.argument("name")
 @click.option("--payload", help="JSON object given to the script as lib.trigger.payload (inline, @file or -)")
+@click.option("--from-state", "from_state", metavar="JSON",
+              help="a backfill: start from this state (a JSON object, inline, @file or -), not the current one")
+@click.option("--commit-state", is_flag=True, help="with --from-state: the state it ends with becomes current")
+@click.option("--full-refresh", is_flag=True,
+              help="start from {} and replace the table when the run commits, whatever the load type")
 @click.option("--detach", is_flag=True, hidden=True)
 @json_option
-def run_command(name: str, payload: str | None, detach: bool) -> Result:
+def run_command(name: str, payload: str | None, from_state: str | None, commit_state: bool, full_refresh: bool,
+                detach: bool) -> Result:
     """run a feed now and wait for it (Ctrl-C or SIGTERM cancels it)"""
     body = json_object(read_text(payload, "--payload"), "--payload") if payload else None
     runs_service.raise_for_invalid_payload(body)
+    options = run_options(from_state, commit_state, full_refresh)
     svc = services()
     with CancelOnSignal(name) as guard:
         if detach:
-            run = svc.start_run(name, trigger="cli", payload=body, wait=False)
+            run = svc.start_run(name, trigger="cli", payload=body, wait=False, options=options)
             # A detached run lives in this process: wait for it so the command's exit does not kill it.
             run = runs_service.wait_for_run(run.id, timeout_s=10**9)
         else:
-            run = run_with_retries(svc, name, body, guard)
+            run = run_with_retries(svc, name, body, guard, options)
     view = runs_service.run_view(run)
     text = f"run {run.id} {run.status}: {run.records_loaded} records loaded"
     if run.error:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from common.backoff import backoff_s
 from common.errors import Conflict
 from core import events
-from core.runs import create_run
+from core.runs import RunOptions, create_run
 from storage.db import session_scope
 from storage.models import Feed, Run, utcnow
 
@@ -31,7 +31,8 @@ def schedule_retry(run: Run) -> Run | None:
     not_before = utcnow() + timedelta(seconds=retry_delay_s(feed.retry_backoff_s, run.attempt))
     try:
         return create_run(feed.name, trigger=run.trigger, payload=run.trigger_payload,
-                          parent_run_id=run.parent_run_id or run.id, attempt=run.attempt + 1, not_before=not_before)
+                          parent_run_id=run.parent_run_id or run.id, attempt=run.attempt + 1, not_before=not_before,
+                          options=RunOptions.of(run.options))  # a backfill's retry is the same backfill
     except Conflict:
         return None  # someone started the feed meanwhile: that run stands in for the retry
 

@@ -1,4 +1,5 @@
-"""state changes: who changed a feed's state by hand, and why
+"""state changes: who changed a feed's state by hand, and why; a run's options (a backfill's
+state, a full refresh)
 
 Revision ID: 0008
 Revises: 0007
@@ -18,9 +19,13 @@ def upgrade() -> None:
     with op.batch_alter_table('feed_states', schema=None) as batch_op:
         batch_op.add_column(sa.Column('changed_by', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('note', sa.String(length=500), nullable=True))
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('options', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_column('options')
     with op.batch_alter_table('feed_states', schema=None) as batch_op:
         batch_op.drop_column('note')
         batch_op.drop_column('changed_by')
