@@ -9,6 +9,7 @@ wants the dispatcher builds bootstrap's background services.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -88,19 +89,23 @@ def _base_url() -> str:
 
 
 class HitCounter:
-    """Counts GET /<name> requests: each feed script calls it once as it starts."""
+    """Counts GET /<name> requests (each feed script calls it once as it starts), and answers
+    with the count: the script of a name's first run can tell it is the first."""
 
     def __init__(self):
         self.hits: Counter = Counter()
+        self.lock = threading.Lock()
         counter = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server API
-                counter.hits[self.path.strip("/")] += 1
+                with counter.lock:
+                    counter.hits[self.path.strip("/")] += 1
+                    body = str(counter.hits[self.path.strip("/")]).encode()
                 self.send_response(200)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
@@ -142,10 +147,14 @@ class Cluster:
     store_url: str
     warehouse_url: str
     data_dir: Path
+    root: Path
     workers: list[Worker] = field(default_factory=list)
 
     def logs(self) -> str:
         return "\n".join(f"--- worker {w.pid} ---\n{w.log()[-6000:]}" for w in self.workers)
+
+    def start_worker(self, hostname: str | None = None) -> Worker:
+        return start_worker(self, self.root / f"worker{len(self.workers) + 1}", hostname)
 
     def worker_of(self, worker_id: str | None) -> Worker | None:
         """The worker process named by a run's worker column (host:pid:start)."""
@@ -154,9 +163,59 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(monkeypatch, tmp_path, redis_url, postgres_url, warehouse_url):
-    """This process as the app (the celery executor, a PostgreSQL store and warehouse) and two
-    workers started with `python -m core.worker`, each in a folder of its own."""
+def cluster_hosts() -> tuple[str | None, ...]:
+    """The workers the cluster starts: each on this host (None), or under another host name."""
+    return (None, None)
+
+
+def _as_host(hostname: str | None) -> list[str]:
+    """The command prefix that starts a worker under another host name: a UTS namespace of its
+    own (root, util-linux's unshare), so that its worker ids are another host's."""
+    if hostname is None:
+        return []
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "--uts", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("a worker of another host needs `unshare --uts` (util-linux, as root)")
+    return [unshare, "--uts", "sh", "-c", f'hostname "{hostname}" && exec "$0" "$@"']
+
+
+def start_worker(cluster: Cluster, home: Path, hostname: str | None = None) -> Worker:
+    """`python -m core.worker` in a folder of its own (its working directory and data dir)."""
+    home.mkdir(parents=True)
+    env = dict(os.environ, TRIBUTARY_DATA_DIR=str(home / "data"),
+               TRIBUTARY_MAX_CONCURRENT_RUNS=str(WORKER_CONCURRENCY),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    log_path = home / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*_as_host(hostname), sys.executable, "-m", "core.worker"], cwd=home, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(process, home / "data", log_path)
+    cluster.workers.append(worker)
+    wait_until(lambda: " ready." in worker.log() or process.poll() is not None, 60,
+               lambda: f"worker {worker.pid} did not start:\n{worker.log()}")
+    assert process.poll() is None, f"worker {worker.pid} exited:\n{worker.log()}"
+    return worker
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+
+
+@pytest.fixture
+def cluster(monkeypatch, tmp_path, redis_url, postgres_url, warehouse_url, cluster_hosts):
+    """This process as the app (the celery executor, a PostgreSQL store and warehouse) and the
+    workers of `cluster_hosts` (two on this host by default)."""
     data = _isolate(monkeypatch, tmp_path, postgres_url)
     env = {
         "TRIBUTARY_EXECUTOR": "celery", "TRIBUTARY_CELERY_BROKER_URL": redis_url,
@@ -166,36 +225,15 @@ def cluster(monkeypatch, tmp_path, redis_url, postgres_url, warehouse_url):
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    cluster = Cluster(broker_url=redis_url, store_url=postgres_url, warehouse_url=warehouse_url, data_dir=data)
+    cluster = Cluster(broker_url=redis_url, store_url=postgres_url, warehouse_url=warehouse_url, data_dir=data,
+                      root=tmp_path)
     # The store exists, migrated, before the workers start (they would race to create it).
     from core import bootstrap
 
     bootstrap.build().start()
     try:
-        for number in (1, 2):
-            home = tmp_path / f"worker{number}"
-            home.mkdir()
-            worker_env = dict(os.environ, TRIBUTARY_DATA_DIR=str(home / "data"),
-                              TRIBUTARY_MAX_CONCURRENT_RUNS=str(WORKER_CONCURRENCY),
-                              PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-            log_path = home / "worker.log"
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen([sys.executable, "-m", "core.worker"], cwd=home, env=worker_env,
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            cluster.workers.append(Worker(process, home / "data", log_path))
-        for worker in cluster.workers:
-            wait_until(lambda: " ready." in worker.log() or worker.process.poll() is not None, 60,
-                       lambda: f"worker {worker.pid} did not start:\n{worker.log()}")
-            assert worker.process.poll() is None, f"worker {worker.pid} exited:\n{worker.log()}"
+        for hostname in cluster_hosts:
+            cluster.start_worker(hostname)
         yield cluster
     finally:
-        for worker in cluster.workers:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for worker in cluster.workers:
-            try:
-                worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.process.pid, signal.SIGKILL)
-                worker.process.wait()
+        stop_workers(cluster.workers)

@@ -10,13 +10,17 @@ store, the warehouse, the counter and the workers' own logs.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import psycopg
+import pytest
 
 from core import bootstrap, celery_executor
 from core.feeds import FeedSpec, create_feed
 from core.runs import FINAL_STATUSES, cancel_run, create_run, get_run, list_runs
+from core.services import recovery
 from tests.helpers import wait_until
 
 FEEDS = [f"feed{i}" for i in range(10)]
@@ -121,3 +125,44 @@ def _rows_or_none(url: str, table: str):
         return _rows(url, table)
     except psycopg.errors.UndefinedTable:
         return None
+
+
+FIRST_RUN_HANGS = """
+import time, urllib.request
+from lib import outputStream
+if urllib.request.urlopen("{url}/victim", timeout=10).read() == b"1":
+    time.sleep(300)  # the first attempt: its worker's machine dies meanwhile
+for i in range({records}):
+    outputStream.write({{"id": i}})
+"""
+
+
+@pytest.mark.parametrize("cluster_hosts", [("worker-b",)])
+def test_a_run_whose_worker_host_died_is_settled_by_its_stale_heartbeat_and_retried(cluster, hit_counter,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("TRIBUTARY_HEARTBEAT_STALE_S", "3")
+    create_feed(FeedSpec(name="victim", script=FIRST_RUN_HANGS.format(url=hit_counter.url, records=RECORDS),
+                         destinations=["postgres"], retries=1, retry_backoff_s=1))
+    remote = cluster.workers[0]
+    app = bootstrap.build(background=True).start()
+    try:
+        first = app.start_run("victim")
+        wait_until(lambda: get_run(first.id).status == "running" and hit_counter.hits["victim"] == 1, 60,
+                   lambda: f"{get_run(first.id).status}\n{cluster.logs()}")
+        assert get_run(first.id).worker.startswith("worker-b:")  # another host's worker id
+        os.killpg(remote.pid, signal.SIGKILL)  # the machine dies: worker and sandbox at once
+        remote.process.wait()
+        # Its process cannot be seen from this host: only its heartbeat, stale after 3 s, tells.
+        assert recovery.recover_interrupted_runs() == []
+        wait_until(lambda: first.id in recovery.recover_interrupted_runs() or get_run(first.id).status == "failed",
+                   30, lambda: f"not settled: {get_run(first.id)}")
+        assert (get_run(first.id).status, get_run(first.id).error) == ("failed", recovery.INTERRUPTED)
+        survivor = cluster.start_worker()  # another worker takes the retry
+        retry = wait_until(lambda: next((r for r in list_runs("victim") if r.attempt == 2 and r.status in FINAL_STATUSES),
+                                        None), 60, lambda: f"{list_runs('victim')}\n{cluster.logs()}")
+    finally:
+        app.stop()
+    assert (retry.status, retry.error, retry.parent_run_id) == ("succeeded", None, first.id)
+    assert cluster.worker_of(retry.worker) is survivor
+    assert hit_counter.hits["victim"] == 2
+    assert _rows(cluster.warehouse_url, "victim") == (RECORDS, RECORDS, 1)
