@@ -15,7 +15,7 @@ that, and does nothing.
 Delivery: tasks are acknowledged late (after the run ended) and given back when their worker
 is lost, so a run whose worker died before claiming it is delivered again. The broker's
 visibility timeout (the time before an unacknowledged task is delivered again) is longer than
-the longest run allowed (TRIBUTARY_RUN_TIMEOUT_S at most 86,400 s, plus a margin), so that a
+the longest run allowed (a day, or TRIBUTARY_RUN_TIMEOUT_S if longer, plus an hour), so that a
 run still executing is never delivered to a second worker; a run whose worker died after
 claiming it is settled by recovery from its heartbeat (core/heartbeat.py), long before that.
 
@@ -37,8 +37,10 @@ from sqlmodel import select
 
 from common.errors import NotFound, TributaryError
 from common.process import worker_id
+from common.settings import get_settings
 from core.executors import Executor
 from core.runs import ACTIVE_STATUSES, get_run
+from core.validation import TIMEOUT_RANGE_S
 from storage.db import session_scope
 from storage.models import Run
 
@@ -46,8 +48,13 @@ log = logging.getLogger("tributary.celery")
 
 TASK_NAME = "tributary.execute_run"
 QUEUE = "tributary.runs"
-MAX_RUN_TIMEOUT_S = 86_400  # the longest TRIBUTARY_RUN_TIMEOUT_S (or feed timeout) allowed
-VISIBILITY_TIMEOUT_S = MAX_RUN_TIMEOUT_S + 3_600  # + the load and commit of the longest run, a margin
+VISIBILITY_MARGIN_S = 3_600  # the load and commit of the longest run, and a margin
+
+
+def visibility_timeout_s() -> int:
+    """Longer than the longest run allowed: a feed's timeout (at most a day) or the default
+    TRIBUTARY_RUN_TIMEOUT_S, whichever is longer, plus the margin."""
+    return max(TIMEOUT_RANGE_S[1], get_settings().run_timeout_s) + VISIBILITY_MARGIN_S
 
 
 def broker_url() -> str:
@@ -81,7 +88,7 @@ def _make_app(url: str) -> Celery:
         task_ignore_result=True,  # the run's outcome is in the store
         task_acks_late=True, task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # a worker reserves no more runs than it can execute
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options={"visibility_timeout": visibility_timeout_s()},
         broker_connection_retry_on_startup=True,
         # A run goes on when the broker is lost: its outcome goes to the store, not the broker.
         worker_cancel_long_running_tasks_on_connection_loss=False,

@@ -1,0 +1,54 @@
+"""The celery executor's registration and delivery settings (no broker needed): chosen by name,
+imported only when chosen, acknowledged late, and never delivered again while a run may still
+be executing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.errors import TributaryError
+from core.executors import executor_class
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_local_executor_never_imports_celery(tributary):
+    code = ("import sys\nfrom core import bootstrap\nservices = bootstrap.build().start()\n"
+            "print(type(services.executor).__name__, 'celery' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if k != "TRIBUTARY_EXECUTOR"})
+    assert result.stdout.split() == ["LocalExecutor", "False"], result.stderr
+
+
+def test_the_celery_executor_is_chosen_by_name_and_needs_a_broker(tributary, monkeypatch):
+    cls = executor_class("celery")
+    assert cls.__name__ == "CeleryExecutor"
+    monkeypatch.delenv("TRIBUTARY_CELERY_BROKER_URL", raising=False)
+    with pytest.raises(TributaryError, match="TRIBUTARY_CELERY_BROKER_URL"):
+        cls(None, 2)
+
+
+def test_tasks_are_acknowledged_late_and_outlast_the_longest_run(tributary, monkeypatch):
+    from core import celery_executor
+
+    monkeypatch.setenv("TRIBUTARY_RUN_TIMEOUT_S", "3600")
+    app = celery_executor._make_app("redis://127.0.0.1:1/0")
+    task = app.tasks[celery_executor.TASK_NAME]
+    assert task.acks_late and task.reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.broker_transport_options["visibility_timeout"] > 86400
+    monkeypatch.setenv("TRIBUTARY_RUN_TIMEOUT_S", str(3 * 86400))  # a longer default than a feed may set
+    assert celery_executor.visibility_timeout_s() > 3 * 86400
+
+
+def test_a_worker_without_a_broker_says_what_to_set(tributary):
+    env = {k: v for k, v in os.environ.items() if k != "TRIBUTARY_CELERY_BROKER_URL"}
+    result = subprocess.run([sys.executable, "-m", "core.worker"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    assert "TRIBUTARY_CELERY_BROKER_URL is not set" in result.stderr
