@@ -1,6 +1,8 @@
 """Runs: history per feed and overall (status, start, duration, records, and for a queued
 run why it waits), and one run's detail: its log (live while it runs), the state before and
-after, the error, and what its watchers were sent."""
+after, its checkpoints, the error, and what its watchers were sent."""
+
+import json
 
 import pandas as pd
 import streamlit as st
@@ -102,6 +104,10 @@ with before:
 with after:
     st.markdown("**State after**")
     st.json(run.state_after or {})
+if run.checkpoints:
+    st.markdown("**Checkpoints**")
+    st.dataframe(pd.DataFrame([{"At": c["at"], "Records": c["records"], "State": json.dumps(c["state"])}
+                               for c in run.checkpoints]), hide_index=True)
 if run.destination_results:
     st.markdown("**Destinations**")
     st.dataframe(pd.DataFrame([{"Destination": name, **result} for name, result in run.destination_results.items()]),

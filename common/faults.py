@@ -16,7 +16,10 @@ The points of a run (core/execution.py):
   not yet committed (called by the crash tests' harness around the destination);
 - destination_committed: a destination committed its rows and ledger row (":1" of two - the
   first one only), before the store records the run;
-- store_committed: the store recorded the run succeeded and its state, before the clean-up.
+- store_committed: the store recorded the run succeeded and its state, before the clean-up;
+- checkpoint_committed: the store recorded a checkpoint (metadata.checkpoint) and its state,
+  before the script is told to go on (":4" - the fourth). A checkpoint's loads pass
+  destination_before_commit and destination_committed too, counted with the run's other loads.
 """
 
 from __future__ import annotations

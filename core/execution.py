@@ -23,6 +23,17 @@ with a message naming the destinations that hold it. One killed after 3 left a s
 whose files recovery removes. The same holds for a load that fails in a live process: the
 ledgers decide, so a load that raised after its COMMIT went through counts as committed.
 
+Checkpoints (metadata.checkpoint in the script, runners/checkpoints.py): while the script
+waits, the spool parts written since the previous checkpoint are committed by the same
+protocol under a ledger id of their own (core/runs.py checkpoint_id): pending, each
+destination, then the store records the checkpoint (its state becomes the feed's current
+one; the run lists it) and the script is told to go on. The final commit loads only the parts
+after the last checkpoint. Truncate and Insert replaces the table at the run's first commit
+(its first checkpoint) and appends after it; a run resuming from a checkpoint of a run that
+did not finish appends from its start: together they replace the table once. A process that
+dies with a checkpoint pending leaves it to recovery, which settles it by its ledger id as it
+settles a pending run, then fails the run: what its checkpoints committed stays.
+
 The run's error path never raises: a failure it cannot record in the store (the store itself
 may be what failed) goes to the run's log and the process's log, and the run stays active
 for recovery. `common/faults.py`'s fault points mark each step for the crash tests
@@ -42,7 +53,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from sqlmodel import update
+from sqlmodel import select, update
 
 from common.errors import TributaryError
 from common.faults import fault_point
@@ -52,15 +63,17 @@ from core import events
 from core.connections import get_connection_by_id, sandbox_material
 from core.heartbeat import Heartbeat
 from core.run_log import RunLog as _RunLog
-from core.runs import complete_run, finish, finished, get_run, pending_outcome
+from core.runs import (checkpoint_id, complete_run, finish, finished, get_run, pending_outcome,
+                       record_checkpoint)
 from core.state import current_state_in
 from runners import get_runner
 from runners.base import ScriptJob, ScriptOutcome
+from runners.checkpoints import Checkpoint, CheckpointError, CheckpointMarkers
 from runners.parts import PartCollector
 from storage.db import session_scope
 from storage.destinations import get_destination
 from storage.destinations.base import LoadRequest, Stager
-from storage.models import Feed, Run, utcnow
+from storage.models import Feed, FeedState, Run, utcnow
 
 logger = logging.getLogger("tributary.runs")
 
@@ -105,11 +118,24 @@ def _claim(run_id: str) -> bool:
         return result.rowcount == 1
 
 
-def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob]:
+def _resumes(session, feed_id: int) -> str | None:
+    """The checkpoint the feed's current state comes from, when its run did not finish
+    (the ledger id), else None: a run starting from it resumes that run."""
+    row = session.exec(
+        select(FeedState).where(FeedState.feed_id == feed_id).order_by(FeedState.id.desc()).limit(1)
+    ).first()
+    if row is None or row.reason != "checkpoint" or not row.run_id:
+        return None
+    run = session.get(Run, row.run_id.rsplit("-c", 1)[0])
+    return row.run_id if run is None or run.status != "succeeded" else None
+
+
+def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob, str | None]:
     with session_scope() as session:
         run = session.get(Run, run_id)
         feed = session.get(Feed, run.feed_id)
         run.state_before = current_state_in(session, feed.id)
+        resumes = _resumes(session, feed.id)
         session.add(run)
     conn = get_connection_by_id(feed.connection_id) if feed.connection_id else None
     material, secrets = sandbox_material(conn)
@@ -118,26 +144,37 @@ def _prepare(run_id: str, settings: Settings) -> tuple[Run, Feed, ScriptJob]:
         dependencies=list(feed.dependencies), metadata=dict(run.state_before), connection=material,
         trigger_payload=run.trigger_payload, timeout_s=feed.timeout_s or settings.run_timeout_s,
         memory_limit_mb=feed.memory_limit_mb or settings.memory_limit_mb, secrets=secrets, network=feed.network,
+        checkpoints=True,
     )
-    return run, feed, job
+    return run, feed, job, resumes
 
 
 class _Staging:
     """While the script runs, each spool part it completes is moved out of its reach and
     handed to the stager of every destination that has one (see Stager), so that a large run's
-    parsing and typing overlap with the script writing the next part. Nothing is loaded here.
+    parsing and typing overlap with the script writing the next part. Nothing is loaded here,
+    but for checkpoints: a marker the script wrote (runners/checkpoints.py) is committed by
+    on_checkpoint with the parts since the previous one and their stagers, then answered;
+    the next parts get stagers of their own.
     The stagers are made on the follow thread, started once the sandbox has been launched:
     importing a destination's driver then overlaps with the script's start instead of
     delaying it (a thread importing meanwhile would hold the interpreter while the sandbox is
     being laid out and launched)."""
 
     def __init__(self, run: Run, feed: Feed, job: ScriptJob, settings: Settings, log: _RunLog,
-                 destinations: Callable = get_destination):
+                 destinations: Callable = get_destination, load_type: str | None = None,
+                 on_checkpoint: Callable | None = None):
         self._feed, self._settings, self._log, self._run_id = feed, settings, log, run.id
         self._destinations = destinations
         self._dirs = [settings.work_root / f"{run.id}.parts"]
         self.collector = PartCollector(job.work_dir / "out" / "spool", self._dirs[0])
         self.stagers: dict[str, Stager] = {}
+        self.load_type = load_type or feed.load_type  # of the run's next commit
+        self.committed = 0  # spool parts its checkpoints committed
+        self.last_checkpoint: Checkpoint | None = None
+        self.checkpoint_error: Exception | None = None
+        self._markers = CheckpointMarkers(job.work_dir)
+        self._on_checkpoint = on_checkpoint
         self._done = threading.Event()
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._follow, daemon=True)
@@ -147,20 +184,38 @@ class _Staging:
         self._thread.start()
 
     def _make_stagers(self) -> None:
+        suffix = f"-{self._markers.last}" if self._markers.last else ""
         for name in self._feed.destinations:
-            work_dir = self._settings.work_root / f"{self._run_id}.stage-{name}"
-            stager = self._destinations(name).stager(self._feed.load_type, work_dir)
+            work_dir = self._settings.work_root / f"{self._run_id}.stage-{name}{suffix}"
+            stager = self._destinations(name).stager(self.load_type, work_dir)
             if stager is not None:
                 self.stagers[name] = stager
                 self._dirs.append(work_dir)
 
+    def _renew_stagers(self) -> None:
+        """The parts after a checkpoint are staged afresh, for the next commit's load type."""
+        for stager in self.stagers.values():
+            stager.close()
+        for path in self._dirs[1:]:
+            shutil.rmtree(path, ignore_errors=True)
+        self.stagers, self._dirs = {}, self._dirs[:1]
+        self._make_stagers()
+
     def _follow(self) -> None:
+        """Until the script ends. After an error (reported by finish(), which fails the run)
+        nothing more is taken, but a checkpoint the script asks for is still answered: with
+        that error, so that the script does not wait for it until its timeout."""
         try:
             self._make_stagers()
-            while not self._done.wait(PART_POLL_S):
-                self._take(final=False)
-        except Exception as exc:  # noqa: BLE001 - reported by finish(), which fails the run
+        except Exception as exc:  # noqa: BLE001 - see the docstring
             self._error = exc
+        while not self._done.wait(PART_POLL_S):
+            try:
+                if self._error is None:
+                    self._take(final=False)
+                self._checkpoint_if_asked()
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                self._error = self._error or exc
 
     def _take(self, final: bool) -> None:
         for part in self.collector.collect(final):
@@ -171,13 +226,51 @@ class _Staging:
                     stager.gave_up = stager.gave_up or f"staging failed: {exc}"
             fault_point("part_staged")
 
+    def _checkpoint_if_asked(self) -> None:
+        """Commit the checkpoint the script waits in, if it wrote one, and answer it. A
+        checkpoint that fails, or comes after an error, is answered with the error (and raises)."""
+        number = self._markers.last + 1
+        try:
+            marker = self._markers.next()
+            if marker is None:
+                return
+            if self._error is not None:
+                raise self._error
+            self._take(final=False)  # its parts were complete before its marker was written
+            before = self.last_checkpoint.records if self.last_checkpoint is not None else 0
+            if marker.records < before:
+                raise CheckpointError(f"checkpoint {number} counts fewer records than the one before it")
+            if len(self.collector.parts) != marker.parts:
+                raise CheckpointError(
+                    f"checkpoint {number} names {marker.parts} spool parts, the spool holds "
+                    f"{len(self.collector.parts)}: were records written while it was committing (another thread)?")
+            files = self.collector.parts[self.committed:marker.parts]
+            for stager in self.stagers.values():
+                stager.script_ended()  # the script waits: staging may use every core
+            self._on_checkpoint(marker, files, self.stagers, self.load_type, self.last_checkpoint)
+        except Exception as exc:
+            self.checkpoint_error = self.checkpoint_error or exc
+            with suppress(Exception):
+                self._markers.answer(number, f"error: {exc}")
+            raise
+        self.committed, self.last_checkpoint = marker.parts, marker
+        if self.load_type == "truncate_insert":
+            self.load_type = "incremental"  # the table was replaced: the rest of the run appends
+        self._markers.answer(marker.number, "ok")
+        self._renew_stagers()
+
     def _stop(self) -> None:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join()
 
+    def halt(self) -> None:
+        """After the script failed: a checkpoint being committed ends first."""
+        self._stop()
+
     def finish(self) -> list[Path]:
-        """After the script succeeded: the remaining parts, then every part in order."""
+        """After the script succeeded: the remaining parts, then every part since the last
+        checkpoint, in order."""
         self._done.set()
         for stager in list(self.stagers.values()):
             stager.script_ended()  # the parts left may use every core
@@ -190,7 +283,7 @@ class _Staging:
         for name, stager in self.stagers.items():
             if stager.gave_up:
                 self._log.system(f"{name}: loading the general way ({stager.gave_up})")
-        return list(self.collector.parts)
+        return list(self.collector.parts[self.committed:])
 
     def close(self) -> None:
         self._stop()
@@ -285,17 +378,19 @@ def _names(names: list[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
-def partial_commit_error(held: list[str], missing: list[str], unknown: dict, cause: str) -> str:
+def partial_commit_error(held: list[str], missing: list[str], unknown: dict, cause: str,
+                         ledger: str | None = None) -> str:
     """The error of a run that some of its destinations hold and others do not: which is which,
-    and what it means for the next run."""
+    and what it means for the next run (ledger: a checkpoint's id, when it was one)."""
     parts = [f"{cause}; the destinations that hold this run (its rows and ledger row): {_names(held)}"]
     if missing:
         parts.append(f"that do not: {_names(missing)}")
     if unknown:
         parts.append("that could not be asked: " + ", ".join(f"{n} ({e})" for n, e in unknown.items()))
+    rows = f"rows with the _tributary_run_id {ledger}" if ledger else "rows with this _tributary_run_id"
     return "; ".join(parts) + (". The feed's state did not advance: the next run fetches these records again, "
                                f"and {_names(held)} will then hold them twice unless they are removed from it "
-                               "(rows with this _tributary_run_id)")
+                               f"({rows})")
 
 
 class RunExecutor:
@@ -331,7 +426,7 @@ class RunExecutor:
         if not _claim(run_id):
             return get_run(run_id)  # cancelled before it started, or executed elsewhere
         try:
-            run, feed, job = _prepare(run_id, settings)
+            run, feed, job, resumes = _prepare(run_id, settings)
             log = _RunLog(Path(run.log_path))
         except Exception as exc:  # noqa: BLE001 - e.g. secrets that no longer decrypt
             _end(run_id, None, "failed", f"could not prepare the run: {exc}")
@@ -339,19 +434,38 @@ class RunExecutor:
         staging, undecided = None, False
         try:
             log.system(f"run {run.id} of feed {feed.name} started ({run.trigger}, runner {settings.runner})")
-            staging = _Staging(run, feed, job, settings, log, self._destinations)
+            load_type = feed.load_type
+            if resumes is not None:
+                log.system(f"resuming from checkpoint {resumes} of a run that did not finish"
+                           + ("; Truncate and Insert: this run appends to the table that run began replacing"
+                              if load_type == "truncate_insert" else ""))
+                load_type = "incremental" if load_type == "truncate_insert" else load_type
+
+            def on_checkpoint(marker, files, stagers, load_type, previous):
+                self._checkpoint(run, feed, marker, files, stagers, load_type, previous, log)
+
+            staging = _Staging(run, feed, job, settings, log, self._destinations, load_type, on_checkpoint)
             outcome = self._run_script(run, job, log, settings, on_started=staging.start)
+            if outcome.requests_line():
+                log.system(outcome.requests_line())
+            if not outcome.ok or _cancel_requested(run.id):
+                staging.halt()  # a checkpoint being committed ends first
+                if isinstance(staging.checkpoint_error, _Undecided):
+                    raise staging.checkpoint_error
             if not outcome.ok:
                 status = "cancelled" if outcome.status == "cancelled" else "failed"
+                error = outcome.error
+                if staging.checkpoint_error is not None and status == "failed":
+                    error, outcome.error_line = str(staging.checkpoint_error), None
                 log.system(f"script {status}: {outcome.error}")
-                _end(run.id, log, status, outcome.error, outcome.error_line, records_written=outcome.records)
+                _end(run.id, log, status, error, outcome.error_line, records_written=outcome.records)
                 return _finished(run.id)
             log.system(f"script finished: {outcome.records} records in {outcome.duration_s:.2f} s")
             if _cancel_requested(run.id):
                 _end(run.id, log, "cancelled", "cancelled by a user before loading", records_written=outcome.records)
                 return _finished(run.id)
             files = staging.finish()
-            self._commit(run, feed, outcome, files, staging.stagers, log)
+            self._commit(run, feed, outcome, files, staging.stagers, log, staging.load_type, staging.last_checkpoint)
         except _Undecided as exc:
             logger.error("run %s: %s", run.id, exc)
             with suppress(Exception):
@@ -369,31 +483,60 @@ class RunExecutor:
         return _finished(run.id, publish=not undecided)  # a pending run has not finished
 
     def _commit(self, run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
-                log: _RunLog) -> None:
-        """The two-phase commit (see the module docstring)."""
-        pending = pending_outcome(outcome.metadata, outcome.records, list(feed.destinations), feed.name, files,
-                                  feed.load_type, list(feed.primary_key), feed.max_rejected_ratio)
+                log: _RunLog, load_type: str | None = None, last: Checkpoint | None = None) -> None:
+        """The two-phase commit (see the module docstring): of the parts after the last
+        checkpoint, if the run made any."""
+        before = last.records if last is not None else 0
+        pending = pending_outcome(outcome.metadata, outcome.records - before, list(feed.destinations), feed.name,
+                                  files, load_type or feed.load_type, list(feed.primary_key), feed.max_rejected_ratio,
+                                  records_before=before)
         _update(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,
                 pending_outcome=pending)
-        try:
-            loaded, results = self._load(run, feed, outcome, files, stagers, log)
-        except Exception as exc:  # noqa: BLE001 - the ledgers tell what was committed
-            held, missing, unknown = holding(self._destinations, pending["destinations"], feed.name, run.id)
-            if missing or unknown:
-                if held or unknown:
-                    raise TributaryError(partial_commit_error(held, missing, unknown, str(exc))) from exc
-                raise
-            # Every destination holds the run: what failed came after its COMMIT (a connection
-            # lost while acknowledging it): the run is committed.
-            log.system(f"{exc}; but every destination's ledger holds the run: it is committed")
-            loaded = results = None  # counted from what the store recorded, below
-        loaded = self._complete(run.id, pending, loaded, results, log)
+        loaded, results = self._load_pending(run, feed, pending, run.id, stagers, log)
+        loaded = self._complete(run.id, pending, loaded, results, log, complete_run)
         fault_point("store_committed")
         saved = "saved" if outcome.metadata is not None else "unchanged"
-        log.system(f"run succeeded: {loaded} records loaded; state {saved}")
+        total = get_run(run.id).records_loaded if last is not None else loaded
+        log.system(f"run succeeded: {total} records loaded; state {saved}")
 
-    def _complete(self, run_id: str, pending: dict, loaded: int | None, results: dict | None, log: _RunLog) -> int:
-        """Phase two, once every destination holds the run; the records loaded. A store that
+    def _checkpoint(self, run: Run, feed: Feed, marker: Checkpoint, files: list[Path], stagers: dict[str, Stager],
+                    load_type: str, previous: Checkpoint | None, log: _RunLog) -> None:
+        """Commit a checkpoint, as a run is committed, under its own ledger id; the run goes on."""
+        before = previous.records if previous is not None else 0
+        ledger = checkpoint_id(run.id, marker.number)
+        pending = pending_outcome(marker.state, marker.records - before, list(feed.destinations), feed.name, files,
+                                  load_type, list(feed.primary_key), feed.max_rejected_ratio, ledger_id=ledger,
+                                  checkpoint=marker.number, records_before=before)
+        _update(run.id, pending_outcome=pending)
+        log.system(f"checkpoint {marker.number}: committing {marker.records - before} records")
+        loaded, results = self._load_pending(run, feed, pending, ledger, stagers, log)
+        self._complete(run.id, pending, loaded, results, log, record_checkpoint)
+        log.system(f"checkpoint {marker.number} committed: {marker.records} records written so far; state saved")
+        fault_point("checkpoint_committed")
+
+    def _load_pending(self, run: Run, feed: Feed, pending: dict, ledger: str, stagers: dict[str, Stager],
+                      log: _RunLog) -> tuple[int | None, dict | None]:
+        """Phase one's loads: the records loaded and the results, or None when every
+        destination's ledger holds the commit after a load failed (counted by _complete)."""
+        files = [Path(f) for f in pending["spool"]]
+        try:
+            loaded, results = self._load(run, feed, ledger, pending["records_written"], files, pending["load_type"],
+                                         stagers, log)
+        except Exception as exc:  # noqa: BLE001 - the ledgers tell what was committed
+            held, missing, unknown = holding(self._destinations, pending["destinations"], feed.name, ledger)
+            if missing or unknown:
+                if held or unknown:
+                    raise TributaryError(partial_commit_error(held, missing, unknown, str(exc), ledger)) from exc
+                raise
+            # Every destination holds the commit: what failed came after its COMMIT (a
+            # connection lost while acknowledging it): it is committed.
+            log.system(f"{exc}; but every destination's ledger holds the run: it is committed")
+            return None, None
+        return loaded, results
+
+    def _complete(self, run_id: str, pending: dict, loaded: int | None, results: dict | None, log: _RunLog,
+                  record: Callable = complete_run) -> int:
+        """Phase two, once every destination holds the commit; the records loaded. A store that
         cannot record it is tried again for a while; then the run stays pending (never
         'failed': its rows are in the destinations), for recovery to finish once this process
         has gone."""
@@ -401,7 +544,7 @@ class RunExecutor:
             try:
                 if loaded is None:
                     loaded, results = counted(pending, get_run(run_id).destination_results or {}, self._destinations)
-                complete_run(run_id, pending, loaded, results)
+                record(run_id, pending, loaded, results)
                 return loaded
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 if wait is None:
@@ -431,16 +574,16 @@ class RunExecutor:
             with self._lock:
                 self._handles.pop(run.id, None)
 
-    def _load(self, run: Run, feed: Feed, outcome: ScriptOutcome, files: list[Path], stagers: dict[str, Stager],
-              log: _RunLog) -> tuple[int, dict]:
+    def _load(self, run: Run, feed: Feed, ledger: str, records: int, files: list[Path], load_type: str,
+              stagers: dict[str, Stager], log: _RunLog) -> tuple[int, dict]:
         """Load the spool into every destination; each commits its rows and its ledger row on its
-        own, idempotently (a destination already holding the run skips it)."""
+        own, idempotently (a destination already holding the ledger id skips it)."""
         results, loaded = {}, 0
         for name in feed.destinations:
             destination = self._destinations(name)
-            target = destination.describe_target(feed.name).replace("<run id>", run.id)
-            log.system(f"loading {outcome.records} records into {target}")
-            request = LoadRequest(table=feed.name, files=files, load_type=feed.load_type, run_id=run.id,
+            target = destination.describe_target(feed.name).replace("<run id>", ledger)
+            log.system(f"loading {records} records into {target}")
+            request = LoadRequest(table=feed.name, files=files, load_type=load_type, run_id=ledger,
                                   loaded_at=self._clock(), primary_key=list(feed.primary_key),
                                   max_rejected_ratio=feed.max_rejected_ratio, staged=stagers.get(name))
             try:

@@ -16,6 +16,7 @@ from common.errors import TributaryError
 from common.settings import Settings, get_settings
 from core.connections import get_connection, sandbox_material
 from core.feeds import connection_name, get_feed
+from core.preview_schema import destinations_of, detected_schema
 from core.run_log import BoundedLines
 from core.state import current_state_in
 from core.validation import dependency_problems, raise_if
@@ -35,6 +36,11 @@ class PreviewResult:
     logs: list[str]
     error: str | None = None
     error_line: int | None = None
+    # The requests the script made (runners/lib/_inspect.py), secrets masked, and their counts.
+    requests: list[dict] = field(default_factory=list)
+    request_counts: dict = field(default_factory=dict)
+    # The columns the records make, and what a run would do to the feed's tables (core/preview_schema.py).
+    schema: dict | None = None
 
 
 @dataclass
@@ -47,6 +53,7 @@ class PreviewRequest:
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
     network: bool = True
+    feed: str | None = None  # the saved feed tested: its tables' columns are compared with the records'
 
 
 def read_preview(files: list[Path], limit: int) -> list[dict]:
@@ -58,6 +65,13 @@ def read_preview(files: list[Path], limit: int) -> list[dict]:
                 if len(records) >= limit:
                     return records
     return records
+
+
+def _schema(records: list[dict], feed: str | None, settings: Settings) -> dict | None:
+    try:
+        return detected_schema(records, feed, destinations_of(feed), settings)
+    except Exception as exc:  # noqa: BLE001 - the detected schema informs; it never fails a test
+        return {"records": len(records), "columns": [], "destinations": [], "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _cancel_when_set(handle, cancel: threading.Event, finished: threading.Event) -> None:
@@ -110,6 +124,8 @@ def preview_script(request: PreviewRequest, on_log: Callable[[str], None] | None
             status="succeeded" if outcome.ok else "cancelled" if outcome.status == "cancelled" else "failed",
             count=outcome.records, metadata=outcome.metadata, duration_s=round(outcome.duration_s, 3),
             logs=output.lines(), error=outcome.error, error_line=outcome.error_line,
+            requests=outcome.requests, request_counts=outcome.request_counts,
+            schema=_schema(preview, request.feed, settings),
         )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -123,6 +139,6 @@ def preview_feed(name: str, run_to_completion: bool = False, on_log=None,
     request = PreviewRequest(
         script=feed.script, connection=connection_name(feed), dependencies=list(feed.dependencies),
         metadata=state, run_to_completion=run_to_completion, timeout_s=feed.timeout_s,
-        memory_limit_mb=feed.memory_limit_mb, network=feed.network,
+        memory_limit_mb=feed.memory_limit_mb, network=feed.network, feed=feed.name,
     )
     return preview_script(request, on_log, cancel=cancel)

@@ -7,6 +7,12 @@ the records and their one active-run slot per feed; executing a run is core/exec
 deciding when a queued run executes is the dispatcher's (core/services/dispatcher.py). It tells
 them through the event bus (core/events.py): RunQueued when a run is queued, RunFinished when
 one ends, CancelRequested when someone asks a running one to stop.
+
+A run whose script calls metadata.checkpoint() commits in steps while it runs: each
+checkpoint has a pending outcome of its own (with its ledger id, checkpoint_id) and ends in
+record_checkpoint, which makes its state the feed's current one and adds it to
+`runs.checkpoints`; the run stays running. Its counts and destination results are the
+whole run's: the checkpoints' and the final commit's together.
 """
 
 from __future__ import annotations
@@ -103,6 +109,9 @@ def finish(session, run: Run, status: str, error: str | None = None, error_line:
     run.pending_outcome = None  # reconciled: nothing of this run is left to commit
     if run.state_after is None:
         run.state_after = run.state_before
+    if run.checkpoints and status != "succeeded":  # what its checkpoints committed stays
+        run.records_loaded = sum(c["loaded"] for c in run.checkpoints)
+        run.destination_results = with_checkpoints(run.checkpoints, {})
     active = session.get(ActiveRun, run.feed_id)
     if active is not None and active.run_id == run.id:
         session.delete(active)
@@ -110,14 +119,63 @@ def finish(session, run: Run, status: str, error: str | None = None, error_line:
 
 
 def pending_outcome(state: dict | None, records_written: int, destinations: list[str], table: str,
-                    spool: list[Path], load_type: str, primary_key: list[str], max_rejected_ratio: float) -> dict:
+                    spool: list[Path], load_type: str, primary_key: list[str], max_rejected_ratio: float,
+                    ledger_id: str | None = None, checkpoint: int | None = None, records_before: int = 0) -> dict:
     """What a run about to commit records first (phase one of the two-phase commit): all a
-    live process needs to finish the commit, or fail it, from the destinations' ledgers."""
+    live process needs to finish the commit, or fail it, from the destinations' ledgers.
+    A checkpoint's names its number and its ledger id; records_written counts the records of
+    this commit only, records_before those its run's checkpoints committed before it."""
     return {
         "state": state, "state_saved": state is not None, "records_written": records_written,
         "destinations": list(destinations), "table": table, "spool": [str(path) for path in spool],
         "load_type": load_type, "primary_key": list(primary_key), "max_rejected_ratio": max_rejected_ratio,
+        "ledger_id": ledger_id, "checkpoint": checkpoint, "records_before": records_before,
     }
+
+
+def checkpoint_id(run_id: str, number: int) -> str:
+    """The ledger id of a run's checkpoint: its rows' _tributary_run_id, and its feed_states row's run."""
+    return f"{run_id}-c{number}"
+
+
+def ledger_id(run_id: str, pending: dict) -> str:
+    """The id the destinations' ledgers hold a pending commit under."""
+    return pending.get("ledger_id") or run_id
+
+
+def with_checkpoints(checkpoints: list | None, results: dict) -> dict:
+    """Each destination's result for the whole run: its checkpoints' rows added to the final's."""
+    totals = {name: dict(result) for name, result in results.items()}
+    for checkpoint in checkpoints or []:
+        for name, result in (checkpoint.get("results") or {}).items():
+            total = totals.setdefault(name, {"rows": 0, "skipped": False, "location": result.get("location", ""),
+                                             "rejected": 0})
+            total["rows"] = total.get("rows", 0) + result.get("rows", 0)
+            total["rejected"] = total.get("rejected", 0) + result.get("rejected", 0)
+    return totals
+
+
+def record_checkpoint(run_id: str, pending: dict, loaded: int, results: dict) -> None:
+    """A checkpoint's phase two, once every destination holds it: its state becomes the
+    feed's current state and the run lists it, in one store transaction. The run goes on."""
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        number = pending["checkpoint"]
+        checkpoints = list(run.checkpoints or [])
+        if any(c["number"] == number for c in checkpoints):
+            return  # recorded already
+        session.add(FeedState(feed_id=run.feed_id, run_id=ledger_id(run_id, pending), state=pending["state"],
+                              reason="checkpoint"))
+        records = pending["records_before"] + pending["records_written"]
+        checkpoints.append({"number": number, "at": utcnow().isoformat(), "records": records, "loaded": loaded,
+                            "state": pending["state"], "results": results})
+        run.checkpoints = checkpoints
+        run.state_after = pending["state"]
+        run.records_written = max(run.records_written, records)
+        run.records_loaded = sum(c["loaded"] for c in checkpoints)
+        run.destination_results = {}  # the next commit's, as it goes (see execution's _load)
+        run.pending_outcome = None
+        session.add(run)
 
 
 def complete_run(run_id: str, pending: dict, loaded: int, results: dict) -> None:
@@ -129,9 +187,10 @@ def complete_run(run_id: str, pending: dict, loaded: int, results: dict) -> None
         if pending["state_saved"]:
             session.add(FeedState(feed_id=run.feed_id, run_id=run_id, state=pending["state"], reason="run"))
             run.state_after = pending["state"]
-        run.records_loaded = loaded
-        run.records_written = pending["records_written"]
-        run.destination_results = results
+        run.records_loaded = sum(c["loaded"] for c in run.checkpoints or []) + loaded
+        run.records_written = pending.get("records_before", 0) + pending["records_written"]
+        run.destination_results = with_checkpoints(run.checkpoints, results)
+        run.pending_outcome = None
         finish(session, run, "succeeded")
 
 
@@ -255,6 +314,7 @@ def run_view(run: Run) -> dict:
         "committing": run.pending_outcome is not None,  # its outcome recorded as pending, its commit unfinished
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
         "notifications": delivery_views(run.id),
+        "checkpoints": [{"at": c["at"], "records": c["records"], "state": c["state"]} for c in run.checkpoints or []],
     }
 
 

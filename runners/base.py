@@ -10,12 +10,16 @@ Work dir contract, the same for every runner (paths relative to the work dir):
     script.py           the user's script, unmodified
     lib/                the `lib` package the script imports (copied from runners/lib)
     _tributary_boot.py  the harness that runs script.py and reports the outcome
-    input.json          {"metadata", "connection", "trigger", "record_limit", "secrets"}
+    input.json          {"metadata", "connection", "trigger", "record_limit", "secrets", "checkpoints"}
     out/spool/          part-00000.jsonl, part-00001.jsonl, ... (one JSON object per line),
                         each written as part-NNNNN.jsonl.partial and renamed once complete
                         (see runners/parts.py)
     out/metadata.json   the last object passed to metadata.save(), if any
     out/result.json     {"status", "records", "error", "error_type", "error_line"}
+    out/requests.jsonl  the requests the script made, one JSON object a line, and a last
+                        {"summary": {...}} line with the counts (see runners/lib/_inspect.py)
+    out/checkpoints/    NNNN.json from metadata.checkpoint(), answered by the host's NNNN.ack
+                        (see runners/checkpoints.py)
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ LogSink = Callable[[str], None]
 MAX_LINE_BYTES = 64 * 1024
 # The largest result.json / metadata.json the app reads back from a work dir.
 MAX_OUTCOME_FILE_BYTES = 16 * 1024 * 1024
+# out/requests.jsonl: the sandbox writes at most 1 MiB and 500 requests; more is not read.
+MAX_REQUESTS_FILE_BYTES = 1024 * 1024 + 64 * 1024
+MAX_REQUESTS = 500
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -64,6 +71,7 @@ class ScriptJob:
     memory_limit_mb: int = 2048
     network: bool = True
     secrets: list[str] = field(default_factory=list)  # masked in every line of output
+    checkpoints: bool = False  # metadata.checkpoint() commits (a run); False: a test, it writes nothing
 
 
 @dataclass
@@ -76,10 +84,20 @@ class ScriptOutcome:
     exit_code: Optional[int] = None
     duration_s: float = 0.0
     spool_dir: Optional[Path] = None
+    requests: list[dict] = field(default_factory=list)  # the requests the script made (out/requests.jsonl)
+    request_counts: dict = field(default_factory=dict)  # requests, retries, waits, waited_s, bytes...
 
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+    def requests_line(self) -> str | None:
+        """The run's request counts in a line of its log; None when it made no request."""
+        c = self.request_counts
+        if not c.get("requests"):
+            return None
+        return (f"requests: {c['requests']} ({c.get('retries', 0)} retries, {c.get('waits', 0)} waits for "
+                f"{c.get('waited_s', 0):.1f} s, {c.get('bytes', 0)} bytes received, {c.get('errors', 0)} errors)")
 
     def spool_files(self) -> list[Path]:
         """The complete spool parts the script left: regular files of the spool dir itself
@@ -190,6 +208,7 @@ def prepare_work_dir(job: ScriptJob) -> None:
         "trigger": job.trigger_payload,
         "record_limit": job.record_limit,
         "secrets": job.secrets,
+        "checkpoints": job.checkpoints,
     }
     input_path = work / "input.json"
     input_path.write_text(json.dumps(job_input), encoding="utf-8")
@@ -275,6 +294,7 @@ def _read_outcome_files(job: ScriptJob, outcome: ScriptOutcome) -> None:
         outcome.error = f"the script's process ended without reporting (exit code {outcome.exit_code})"
         return
     try:
+        _read_requests(out_fd, outcome, job.secrets)
         result_raw = read_work_file(out_fd, "result.json")
         metadata_raw = read_work_file(out_fd, "metadata.json")
     finally:
@@ -297,6 +317,77 @@ def _read_outcome_files(job: ScriptJob, outcome: ScriptOutcome) -> None:
         if not isinstance(outcome.metadata, dict):
             outcome.status, outcome.metadata = "failed", None
             outcome.error = "the saved metadata is unreadable: it must be a JSON object written by metadata.save()"
+
+
+_REQUEST_TEXT = {"method": 16, "url": 2048, "body": 4096 + 16, "content_type": 100, "kind": 16, "error": 500}
+_REQUEST_NUMBERS = ("n", "status", "duration_ms", "bytes", "attempts", "retries")
+COUNT_KEYS = ("requests", "attempts", "retries", "waits", "waited_s", "bytes", "errors", "token_calls", "recorded",
+              "dropped")
+
+
+def _read_requests(out_fd: int, outcome: ScriptOutcome, secrets: list[str]) -> None:
+    """The requests the script made. The inspector only informs: a file that cannot be read
+    (a symlink, too big, garbage) leaves the list empty and never fails the run."""
+    try:
+        raw = read_work_file(out_fd, "requests.jsonl", MAX_REQUESTS_FILE_BYTES)
+    except (UnsafeWorkFile, OSError):
+        return
+    if not raw:
+        return
+    try:
+        _parse_requests(raw, outcome, secrets)
+    except Exception:  # noqa: BLE001 - see the docstring
+        outcome.requests, outcome.request_counts = [], {}
+
+
+def _parse_requests(raw: bytes, outcome: ScriptOutcome, secrets: list[str]) -> None:
+    summary = None
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        item = _parse_json(line.encode("utf-8"))
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("summary"), dict):
+            summary = item["summary"]
+        elif len(outcome.requests) < MAX_REQUESTS:
+            outcome.requests.append(_clean_request(item, secrets))
+    counts = _counts_of(outcome.requests)
+    if summary is not None:
+        counts.update({k: summary[k] for k in COUNT_KEYS if _is_number(summary.get(k))})
+    outcome.request_counts = counts
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _clean_request(item: dict, secrets: list[str]) -> dict:
+    """Only the fields the inspector writes, of their types and sizes, secrets masked again
+    (the file is the script's to scribble on)."""
+    clean: dict = {}
+    for name, limit in _REQUEST_TEXT.items():
+        value = item.get(name)
+        clean[name] = mask(str(value)[:limit], secrets) if value is not None else None
+    for name in _REQUEST_NUMBERS:
+        value = item.get(name)
+        clean[name] = value if _is_number(value) else None
+    clean["body_truncated"] = item.get("body_truncated") is True
+    waits = item.get("waits") if isinstance(item.get("waits"), list) else []
+    clean["waits"] = [[w[0], mask(str(w[1])[:200], secrets)] for w in waits[:100]
+                      if isinstance(w, list) and len(w) == 2 and _is_number(w[0])]
+    names = item.get("request_headers") if isinstance(item.get("request_headers"), list) else []
+    clean["request_headers"] = [str(n)[:100] for n in names[:50]]
+    if clean["kind"] not in ("request", "token"):
+        clean["kind"] = "request"
+    return clean
+
+
+def _counts_of(requests: list[dict]) -> dict:
+    waits = [w for r in requests for w in r["waits"]]
+    return {"requests": len(requests), "attempts": sum(r["attempts"] or 1 for r in requests),
+            "retries": sum(r["retries"] or 0 for r in requests), "waits": len(waits),
+            "waited_s": round(sum(w[0] for w in waits), 3), "bytes": sum(r["bytes"] or 0 for r in requests),
+            "errors": sum(1 for r in requests if r["error"] or (r["status"] or 0) >= 400),
+            "token_calls": sum(1 for r in requests if r["kind"] == "token"), "recorded": len(requests), "dropped": 0}
 
 
 def _parse_json(raw: bytes):

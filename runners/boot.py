@@ -16,7 +16,7 @@ SCRIPT = os.path.join(WORK_DIR, "script.py")
 sys.path.insert(0, WORK_DIR)
 os.chdir(WORK_DIR)
 
-from lib import _runtime  # noqa: E402  (needs the work dir on sys.path first)
+from lib import _inspect, _runtime  # noqa: E402  (needs the work dir on sys.path first)
 
 # A process the script forks with os.fork() returns into this harness too. Only the harness's
 # own process may report: a child that wrote result.json (racing its siblings) or flushed its
@@ -55,6 +55,7 @@ def _report_failure(exc: BaseException) -> dict:
 
 def main() -> int:
     _runtime.install_masking()
+    _inspect.install()  # out/requests.jsonl: the requests the script makes
     result = {"status": "succeeded"}
     try:
         with open(SCRIPT, encoding="utf-8") as handle:
@@ -73,6 +74,7 @@ def main() -> int:
     finally:
         _leave_if_forked(0 if result["status"] == "succeeded" else 1)
         _runtime.outputStream.close()
+        _inspect.write_summary()
     result["records"] = _runtime.outputStream.count
     sys.stdout.flush()
     sys.stderr.flush()

@@ -85,6 +85,9 @@ class Run(SQLModel, table=True):
     # counts, the destinations to load and the kept spool, so that recovery can finish or
     # fail the run from the destinations' ledgers if the process dies meanwhile.
     pending_outcome: Optional[dict] = Field(default=None, sa_column=Column(JSON))
+    # The run's committed checkpoints (metadata.checkpoint), oldest first: {"number", "at",
+    # "records" (written so far), "loaded" (rows it loaded), "state", "results"}.
+    checkpoints: Optional[list] = Field(default=None, sa_column=Column(JSON))
 
 
 class ActiveRun(SQLModel, table=True):
@@ -109,7 +112,7 @@ class FeedState(SQLModel, table=True):
     feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
     run_id: Optional[str] = Field(default=None, max_length=32)
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    reason: str = Field(default="run", max_length=16)  # run | reset | import
+    reason: str = Field(default="run", max_length=16)  # run | checkpoint | reset | import
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -202,6 +202,7 @@ def request_for_test(draft: FeedDraft) -> PreviewRequest:
         script=draft.script, connection=draft.connection, dependencies=list(draft.dependencies),
         metadata=metadata, run_to_completion=draft.run_to_completion, timeout_s=draft.timeout_s,
         memory_limit_mb=draft.memory_limit_mb,
+        feed=draft.original_name if draft.mode == "edit" and draft.original_name else None,
     )
 
 
@@ -218,6 +219,7 @@ def summarise_test(session: ScriptTestSession, fingerprint_: str = "") -> dict:
     return {**summary, "ok": result.ok, "error": result.error, "error_line": result.error_line,
             "records": result.records, "count": result.count, "metadata": result.metadata,
             "duration_s": result.duration_s, "status": result.status,
+            "requests": result.requests, "request_counts": result.request_counts, "schema": result.schema,
             # Without Run to completion the script is stopped once the preview is full.
             "stopped_at": limit if result.ok and limit and result.count >= limit else None}
 

@@ -297,7 +297,7 @@ def feeds_import(file: str, replace: bool) -> Result:
 
 @cli.command("test")
 @click.argument("name", required=False)
-@click.option("--script", help="test this script instead of a saved feed (@file, - or text)")
+@click.option("--script", help="test this script instead of the saved feed NAME's, or of none (@file, - or text)")
 @click.option("--connection")
 @click.option("--dep", multiple=True)
 @click.option("--all", "run_all", is_flag=True, help="run to completion instead of stopping at 10 records")
@@ -310,7 +310,7 @@ def test_command(name: str | None, script: str | None, connection: str | None, d
     on_log = None if output().json else (lambda line: print(line, flush=True))
     if script is not None:
         request = preview.PreviewRequest(script=read_text(script, "--script"), connection=connection,
-                                         dependencies=list(dep), run_to_completion=run_all)
+                                         dependencies=list(dep), run_to_completion=run_all, feed=name)
         services()
         result = preview.preview_script(request, on_log)
     else:
@@ -321,8 +321,24 @@ def test_command(name: str | None, script: str | None, connection: str | None, d
     if result.error:
         summary.append(f"error: {result.error}")
     summary.append(f"metadata saved: {json.dumps(result.metadata)}")
+    summary += _request_lines(result)
     summary += [json.dumps(r, default=str) for r in result.records]
     return data, "\n".join(summary), 0 if result.ok else 1
+
+
+def _request_lines(result: preview.PreviewResult) -> list[str]:
+    """The inspector's requests, one line each (secrets already masked)."""
+    counts = result.request_counts
+    if not counts:
+        return []
+    lines = [f"requests: {counts.get('requests', 0)} (retries {counts.get('retries', 0)}, waits {counts.get('waits', 0)}"
+             f" {counts.get('waited_s', 0):.1f} s, {counts.get('bytes', 0)} bytes)"]
+    for r in result.requests:
+        mark = " [token]" if r.get("kind") == "token" else ""
+        retries = f", {r['retries']} retries" if r.get("retries") else ""
+        lines.append(f"  {r.get('method')} {r.get('url')} -> {r.get('status') or r.get('error')}"
+                     f" in {r.get('duration_ms') or 0:.0f} ms{retries}{mark}")
+    return lines
 
 
 def run_with_retries(svc: bootstrap.Services, name: str, payload: dict | None, guard: CancelOnSignal):

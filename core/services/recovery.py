@@ -15,6 +15,10 @@ long. The rules:
   is finished; if that cannot be done, the run fails with a message naming the destinations
   that hold it. A destination that cannot be asked leaves the run pending, for the next
   recovery.
+A run that checkpointed (metadata.checkpoint) keeps what its checkpoints committed: its state
+is the feed's current one, and the next run starts from it. One that died with a checkpoint
+pending (a pending outcome while running) has it settled by the same rules, under the
+checkpoint's ledger id, and then fails: its script is gone.
 A failed run frees its feed; its watchers hear of it and the feed's retries apply. The files
 of a settled run are removed, and so are those of runs that ended before their process could
 remove them. The deliveries a dead process left pending are resumed by bootstrap.
@@ -35,8 +39,8 @@ from common.process import died, worker_id
 from core.execution import counted, holding, partial_commit_error
 from core.heartbeat import stale, stale_after_s
 from core.services.loop import LoopService
-from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, remove_left_work_dirs,
-                       remove_work_dirs)
+from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
+                       remove_left_work_dirs, remove_work_dirs)
 from storage.db import session_scope
 from storage.destinations import get_destination
 from storage.destinations.base import LoadRequest
@@ -74,7 +78,8 @@ def recover_interrupted_runs(destinations: Callable = get_destination) -> list[s
     for run_id, status, worker, pending, heartbeat_at in left:
         lease = _Lease(worker, heartbeat_at, now)
         try:
-            settled = _reconcile(run_id, lease, destinations) if pending else _fail_interrupted(run_id, status, lease)
+            settled = (_reconcile(run_id, status, lease, destinations) if pending
+                       else _fail_interrupted(run_id, status, lease))
         except Exception:  # noqa: BLE001 - one run that cannot be settled must not keep the others
             logger.exception("run %s could not be recovered; it is left for the next recovery", run_id)
             continue
@@ -127,49 +132,68 @@ def _fail_interrupted(run_id: str, status: str, lease: _Lease) -> bool:
         session.refresh(run)
         error = INTERRUPTED
         if status == "loading":
-            error += " before its commit began: nothing was loaded, the state did not advance"
+            error += " before its commit began: nothing was loaded"
+            error += _after_checkpoints(run) if run.checkpoints else ", the state did not advance"
+        elif run.checkpoints:
+            error += _after_checkpoints(run)
         finish(session, run, "failed", error)
     return True
 
 
-def _claim_pending(run_id: str, held, worker: str | None, heartbeat_at: datetime | None) -> bool:
+def _after_checkpoints(run: Run) -> str:
+    last = run.checkpoints[-1]
+    return (f"; its {len(run.checkpoints)} checkpoint(s) stay committed ({last['records']} records): the next run "
+            "starts from the last one's state")
+
+
+def _claim_pending(run_id: str, held, worker: str | None, heartbeat_at: datetime | None,
+                   status: str = "loading") -> bool:
     """Take a pending run over from its dead process (or give it back): conditional, so that
     of two recovering processes one settles it. If this process dies too, the next recovery
     sees this process dead and takes it over in turn (every step below is idempotent). Taking
     it over renews its heartbeat (this process's lease while it settles the run); giving it
     back restores the dead process's."""
     with session_scope() as session:
-        claim = (update(Run).where(Run.id == run_id, Run.status == "loading", held)
+        claim = (update(Run).where(Run.id == run_id, Run.status == status, held)
                  .values(worker=worker, heartbeat_at=heartbeat_at))
         return session.execute(claim).rowcount == 1
 
 
-def _reconcile(run_id: str, lease: _Lease, destinations: Callable) -> bool:
-    me, dead_worker = worker_id(), lease.worker
-    if not _claim_pending(run_id, lease.held(), me, utcnow()):
+def _reconcile(run_id: str, status: str, lease: _Lease, destinations: Callable) -> bool:
+    me = worker_id()
+    if not _claim_pending(run_id, lease.held(), me, utcnow(), status):
         return False
     try:
-        return _settle(run_id, lease, me, destinations)
+        return _settle(run_id, status, lease, me, destinations)
     except BaseException:
         with suppress(Exception):  # give it back: the next recovery tries again
-            _claim_pending(run_id, Run.worker == me, dead_worker, lease.heartbeat_at)
+            _claim_pending(run_id, Run.worker == me, lease.worker, lease.heartbeat_at, status)
         raise
 
 
-def _settle(run_id: str, lease: _Lease, me: str, destinations: Callable) -> bool:
+def _settle(run_id: str, status: str, lease: _Lease, me: str, destinations: Callable) -> bool:
     run = get_run(run_id)
     pending = run.pending_outcome
+    ledger, checkpoint = ledger_id(run_id, pending), pending.get("checkpoint")
+    what = f"checkpoint {checkpoint}" if checkpoint else "run"
     note = _RecoveryNote(run.log_path)
-    held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], run_id)
-    note(f"recovering: the process committing this run stopped; destinations holding it: {', '.join(held) or 'none'}")
+    held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], ledger)
+    note(f"recovering: the process committing this {what} stopped; destinations holding it: "
+         f"{', '.join(held) or 'none'}")
     if unknown:
         # Cannot tell what was committed: settle nothing now, let a later recovery ask again.
         note("could not ask " + ", ".join(f"{n} ({e})" for n, e in unknown.items()) + ": left pending")
-        _claim_pending(run_id, Run.worker == me, lease.worker, lease.heartbeat_at)
+        _claim_pending(run_id, Run.worker == me, lease.worker, lease.heartbeat_at, status)
         return False
     if not held:
-        _fail(run_id, INTERRUPTED + " before any destination committed: nothing was loaded, the state did not advance")
-        note("run failed: no destination holds it")
+        if checkpoint:
+            _fail(run_id, INTERRUPTED + f" while committing checkpoint {checkpoint}, before any destination "
+                  "committed it" + (_after_checkpoints(run) if run.checkpoints else
+                                    ": nothing was loaded, the state did not advance"))
+        else:
+            _fail(run_id, INTERRUPTED + " before any destination committed: nothing was loaded"
+                  + (_after_checkpoints(run) if run.checkpoints else ", the state did not advance"))
+        note(f"run failed: no destination holds the {what}")
         return True
     results = dict(run.destination_results or {})
     for name in missing:
@@ -177,12 +201,19 @@ def _settle(run_id: str, lease: _Lease, me: str, destinations: Callable) -> bool
         if error is not None:
             now_held = held + [n for n in missing if n in results]
             rest = [n for n in missing if n not in results]
-            _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}"))
+            _fail(run_id, partial_commit_error(now_held, rest, {}, INTERRUPTED + f" while committing; {error}",
+                                               ledger if checkpoint else None))
             note(f"run failed: {error}")
             return True
     loaded, results = counted(pending, results, destinations)
+    if checkpoint:
+        record_checkpoint(run_id, pending, loaded, results)
+        _fail(run_id, INTERRUPTED + f" after checkpoint {checkpoint} was committed" + _after_checkpoints(get_run(run_id)))
+        note(f"checkpoint {checkpoint} committed on recovery: {loaded} records loaded; the run failed (its script "
+             "stopped)")
+        return True
     complete_run(run_id, pending, loaded, results)
-    note(f"run succeeded on recovery: {loaded} records loaded; state "
+    note(f"run succeeded on recovery: {get_run(run_id).records_loaded} records loaded; state "
          f"{'saved' if pending['state_saved'] else 'unchanged'}")
     return True
 
@@ -194,7 +225,8 @@ def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable
     absent = [f.name for f in files if not f.is_file()]
     if absent:
         return f"the run's spool is gone ({', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}), so {name} cannot be loaded"
-    request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"], run_id=run_id,
+    request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"],
+                          run_id=ledger_id(run_id, pending),
                           loaded_at=utcnow(), primary_key=list(pending["primary_key"]),
                           max_rejected_ratio=pending["max_rejected_ratio"])
     try:

@@ -22,6 +22,8 @@ import time as _time
 from collections import deque
 from contextlib import contextmanager
 
+from lib import _inspect
+
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 # A budget wait shorter than this is ordinary throttling and is not worth a line in the log.
 LOG_WAITS_FROM_S = 1.0
@@ -138,6 +140,7 @@ class Budget:
                     where = f" for {host}" if host else ""
                     log(f"request budget ({self.describe()}) reached{where}, waiting {wait:.1f} s")
                 self.waited_s += wait
+                _inspect.note_wait(wait, "request budget")
                 self.timing.sleep(wait)
             yield
         finally:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from lib import _runtime
+from lib import _inspect, _runtime
 from lib._budget import Budget, Timing, log
 from lib._retry import RetryPolicy, server_wait
 
@@ -115,6 +115,7 @@ class BudgetAdapter(HTTPAdapter):
             session.budget.pause_for(wait)  # the server's word is for the connection: every thread waits
         log(f"{what} from {host}, waiting {wait:.1f} s ({reason})")
         session.retry_waits.append((what, host, round(wait, 3), reason))
+        _inspect.note_wait(wait, f"{what}: {reason}")
         return wait
 
 
@@ -191,7 +192,8 @@ class CustomAuthSession(ResilientSession):
         self.token_fetches = 0
 
     def refresh_token(self) -> str:
-        response = requests.post(self._auth_url, headers=self._auth_headers, json=self._auth_body, timeout=60)
+        with _inspect.marked("token"):  # the inspector marks the token call (and keeps none of its answer)
+            response = requests.post(self._auth_url, headers=self._auth_headers, json=self._auth_body, timeout=60)
         if response.status_code >= 400:
             raise RuntimeError(f"authorization URL answered {response.status_code}: {response.text[:200]}")
         token = str(_dig(response.json(), self._token_path))

@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import sys
+import threading
+import time
 import uuid
 
 try:  # orjson is several times faster; the standard library is the fallback.
@@ -22,6 +24,7 @@ except ImportError:  # pragma: no cover - depends on the sandbox image
 WORK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(WORK_DIR, "out")
 SPOOL_DIR = os.path.join(OUT_DIR, "spool")
+CHECKPOINT_DIR = os.path.join(OUT_DIR, "checkpoints")
 RECORDS_PER_PART = 50_000  # smaller parts: less left to load once the script ends
 
 
@@ -171,7 +174,17 @@ class OutputStream:
         def count() -> int:
             return taken + capacity - room
 
+        def cut() -> int:
+            """Close the current part now (a checkpoint): the next record starts a new one.
+            The number of complete parts."""
+            nonlocal room, capacity
+            if self._file is not None:
+                self._finish_part()
+            capacity, room = capacity - room, 0
+            return self._part + 1
+
         self._count = count
+        self._cut = cut
         return write
 
     @property
@@ -209,25 +222,81 @@ class OutputStream:
         if self._file is not None:
             self._finish_part()
 
+    def cut(self) -> int:
+        return self._cut()
+
+
+class CheckpointFailed(Exception):
+    """metadata.checkpoint() could not be committed: the run fails (the host says why)."""
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)  # atomic: the host never reads half of it
+
 
 class Metadata(dict):
-    """The feed's state from its last successful run (`{}` at first). `save(obj)` replaces
-    the state that this run will commit, once its data is safely loaded."""
+    """The feed's state from its last successful run or checkpoint (`{}` at first).
+    `save(obj)` replaces the state that this run will commit, once its data is safely loaded.
+    `checkpoint(obj)` (an extension) commits the records written so far and obj as the state,
+    as one step, before it returns: a run that fails later resumes from there."""
+
+    def __init__(self, state, checkpoints: bool = False):
+        super().__init__(state)
+        self._checkpoints = checkpoints  # False in a test run: checkpoints write nothing
+        self._checkpointed = 0
+        self._lock = threading.Lock()  # one checkpoint at a time, whichever thread asks
 
     def save(self, obj) -> None:
-        if not isinstance(obj, dict):
-            raise TypeError(f"metadata.save() takes a JSON object (dict), got a {_type_name(obj)}")
-        try:
-            data = dumps_line(obj)
-        except TypeError as exc:
-            raise TypeError(f"metadata.save() got a value that cannot be written as JSON: {exc}") from None
+        data = self._encode(obj, "save")
         os.makedirs(OUT_DIR, exist_ok=True)
-        tmp = os.path.join(OUT_DIR, "metadata.json.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, os.path.join(OUT_DIR, "metadata.json"))  # atomic: never half a state
+        _atomic_write(os.path.join(OUT_DIR, "metadata.json"), data)  # never half a state
         self.clear()
         self.update(json.loads(data))
+
+    @staticmethod
+    def _encode(obj, method: str) -> bytes:
+        if not isinstance(obj, dict):
+            raise TypeError(f"metadata.{method}() takes a JSON object (dict), got a {_type_name(obj)}")
+        try:
+            return dumps_line(obj)
+        except TypeError as exc:
+            raise TypeError(f"metadata.{method}() got a value that cannot be written as JSON: {exc}") from None
+
+    def checkpoint(self, obj) -> None:
+        """Commit the records written so far and obj as the feed's state, then return. The
+        state is also what save(obj) would leave. In a test run only the state changes here."""
+        data = self._encode(obj, "checkpoint")
+        if not self._checkpoints:
+            self.clear()
+            self.update(json.loads(data))
+            return
+        with self._lock:
+            self.save(obj)
+            self._checkpointed += 1
+            number = self._checkpointed
+            marker = {"state": json.loads(data), "parts": outputStream.cut(), "records": outputStream.count}
+            os.makedirs(CHECKPOINT_DIR, exist_ok=True)
+            name = os.path.join(CHECKPOINT_DIR, f"{number:04d}")
+            _atomic_write(name + ".json", json.dumps(marker).encode())
+            answer = _wait_for(name + ".ack")
+        if answer != "ok":
+            raise CheckpointFailed(f"checkpoint {number} was not committed: {answer}")
+
+
+def _wait_for(path: str) -> str:
+    """The host's answer to a checkpoint: "ok", or why not. Blocks until it comes (the host
+    commits the checkpoint meanwhile; the run's timeout still applies)."""
+    wait = 0.002
+    while True:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            time.sleep(wait)
+            wait = min(wait * 2, 0.05)
 
 
 class Trigger:
@@ -306,7 +375,7 @@ def _make_logger() -> logging.Logger:
 
 
 outputStream = OutputStream(_INPUT.get("record_limit"))
-metadata = Metadata(_INPUT.get("metadata") or {})
+metadata = Metadata(_INPUT.get("metadata") or {}, checkpoints=bool(_INPUT.get("checkpoints")))
 trigger = Trigger(_INPUT.get("trigger"))
 connection_config = _INPUT.get("connection")
 logger = _make_logger()
