@@ -12,6 +12,11 @@ conditional update, queued -> running - lets one delivery execute it: a task del
 (a redelivery after a worker was lost, a second send) finds the run claimed or finished, logs
 that, and does nothing.
 
+The run's log is written in the data dir of the worker that executes it (the task points the
+run's log_path there before the claim): the app shows it only when it shares that folder (one
+host). Streaming the log into the store, for the app to show wherever the run executed, is a
+later step.
+
 Delivery: tasks are acknowledged late (after the run ended) and given back when their worker
 is lost, so a run whose worker died before claiming it is delivered again. The broker's
 visibility timeout (the time before an unacknowledged task is delivered again) is longer than
@@ -33,7 +38,7 @@ import threading
 from typing import Callable
 
 from celery import Celery
-from sqlmodel import select
+from sqlmodel import select, update
 
 from common.errors import NotFound, TributaryError
 from common.process import worker_id
@@ -117,12 +122,27 @@ def execute_run_task(run_id: str) -> dict:
         log.info("run %s delivered again, or after it was taken: it is %s (worker %s); nothing to do",
                  run_id, before.status, before.worker or "none")
         return {"run_id": run_id, "executed": False, "status": before.status}
+    if not _take_log(run_id, before.log_path):
+        log.info("run %s is being taken by another delivery; nothing to do", run_id)
+        return {"run_id": run_id, "executed": False, "status": "queued"}
     run = _execute(run_id)
     if run.status in ACTIVE_STATUSES and run.worker != worker_id():
         log.info("run %s was claimed by %s as it was delivered here; nothing to do", run_id, run.worker)
         return {"run_id": run_id, "executed": False, "status": run.status}
     log.info("run %s ended %s", run_id, run.status)
     return {"run_id": run_id, "executed": True, "status": run.status}
+
+
+def _take_log(run_id: str, seen: str | None) -> bool:
+    """Point the queued run's log at this worker's data dir (the path the app gave it is the
+    app's). Conditional on the path this delivery read: of two deliveries at once, the one that
+    moved the log goes on to the run executor's claim, the other does nothing."""
+    path = str(get_settings().logs_dir / f"{run_id}.log")
+    with session_scope() as session:
+        moved = session.execute(
+            update(Run).where(Run.id == run_id, Run.status == "queued", Run.log_path == seen).values(log_path=path)
+        )
+        return moved.rowcount == 1
 
 
 def send(run_id: str, url: str | None = None) -> None:

@@ -16,8 +16,9 @@ executes (core/heartbeat.py), kills a run's sandbox within a second of a cancel 
 (the run executor polls the run's cancel flag), and, like the app, settles the runs that dead
 processes left (core/services/recovery.py) at its start and every RECOVERY_POLL_S.
 
-A run's log is written to this worker's data dir; until it is streamed into the store (a later
-step), the app's Runs page shows the run's status and counts from the store but not its log.
+A run's log is written to this worker's data dir (logs/); until it is streamed into the store
+(a later step), the app's Runs page shows a run executed on another machine with its status and
+counts from the store, but not its log.
 
 SIGTERM (or Ctrl-C) stops taking runs and lets the runs in progress end; a second one stops at
 once, and the runs it leaves are settled by recovery (this host's processes are seen dead at

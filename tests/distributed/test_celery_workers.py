@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -75,6 +76,10 @@ def test_twenty_runs_of_ten_feeds_execute_once_each_spread_over_both_workers(clu
     workers = {cluster.worker_of(run.worker).pid for run in runs if cluster.worker_of(run.worker)}
     assert workers == {w.pid for w in cluster.workers}, [run.worker for run in runs]
     assert all(run.heartbeat_at is not None and run.records_loaded == RECORDS for run in runs)
+    for run in runs:  # each run's log is in the data dir of the worker that executed it
+        log = Path(run.log_path)
+        assert log.parent == cluster.worker_of(run.worker).data_dir / "logs", run.log_path
+        assert "run succeeded" in log.read_text()
     for name in FEEDS:
         assert _rows(cluster.warehouse_url, name) == (2 * RECORDS, 2 * RECORDS, 2)
         assert [run.state_after for run in sorted(list_runs(name), key=lambda r: r.created_at)] == [
