@@ -46,7 +46,7 @@ def _feed(counter, name: str, seconds: float = 0.5, **options) -> None:
                          **options))
 
 
-def _ended(run_ids: list[str], cluster) -> list:
+def _ended(run_ids: list[str]) -> list:
     runs = [get_run(run_id) for run_id in run_ids]
     return runs if all(run.status in FINAL_STATUSES for run in runs) else []
 
@@ -65,7 +65,7 @@ def test_twenty_runs_of_ten_feeds_execute_once_each_spread_over_both_workers(clu
         run_ids = []
         for _round in (1, 2):  # a feed has one active run at a time: its second run once the first ended
             started = [app.start_run(name).id for name in FEEDS]
-            wait_until(lambda: _ended(started, cluster), 180,
+            wait_until(lambda: _ended(started), 180,
                        lambda: f"runs left: {[(r, get_run(r).status) for r in started]}\n{cluster.logs()}")
             run_ids += started
     finally:
@@ -91,7 +91,7 @@ def test_a_task_delivered_twice_executes_its_run_once(cluster, hit_counter):
     run = create_run("twice", announce=False)
     celery_executor.send(run.id)
     celery_executor.send(run.id)  # the same task again: a redelivery
-    wait_until(lambda: _ended([run.id], cluster), 60, lambda: cluster.logs())
+    wait_until(lambda: _ended([run.id]), 60, lambda: cluster.logs())
     assert (get_run(run.id).status, get_run(run.id).error) == ("succeeded", None)
     assert hit_counter.hits["twice"] == 1
     assert _rows(cluster.warehouse_url, "twice") == (RECORDS, RECORDS, 1)
@@ -123,6 +123,10 @@ def test_cancel_reaches_the_remote_worker(cluster, hit_counter):
     assert ended.status == "cancelled", (ended.status, ended.error)
     assert took < 4, f"the cancel took {took:.1f} s"
     assert _rows_or_none(cluster.warehouse_url, "long") is None  # nothing was loaded
+
+
+def _ended_retry(feed: str):
+    return next((r for r in list_runs(feed) if r.attempt == 2 and r.status in FINAL_STATUSES), None)
 
 
 def _rows_or_none(url: str, table: str):
@@ -163,8 +167,7 @@ def test_a_run_whose_worker_host_died_is_settled_by_its_stale_heartbeat_and_retr
                    30, lambda: f"not settled: {get_run(first.id)}")
         assert (get_run(first.id).status, get_run(first.id).error) == ("failed", recovery.INTERRUPTED)
         survivor = cluster.start_worker()  # another worker takes the retry
-        retry = wait_until(lambda: next((r for r in list_runs("victim") if r.attempt == 2 and r.status in FINAL_STATUSES),
-                                        None), 60, lambda: f"{list_runs('victim')}\n{cluster.logs()}")
+        retry = wait_until(lambda: _ended_retry("victim"), 60, lambda: f"{list_runs('victim')}\n{cluster.logs()}")
     finally:
         app.stop()
     assert (retry.status, retry.error, retry.parent_run_id) == ("succeeded", None, first.id)
