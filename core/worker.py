@@ -36,6 +36,7 @@ import sys
 from common.errors import TributaryError
 from common.settings import get_settings
 from core import bootstrap, celery_executor
+from core.heartbeat import heartbeat_s, stale_after_s
 from core.services.recovery import RecoveryService
 
 log = logging.getLogger("tributary.worker")
@@ -55,8 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = celery_executor.broker_url()
         settings = get_settings()
+        if heartbeat_s() * 3 > stale_after_s():
+            raise TributaryError(f"TRIBUTARY_HEARTBEAT_S ({heartbeat_s():g} s) must be at most a third of "
+                                 f"TRIBUTARY_HEARTBEAT_STALE_S ({stale_after_s():g} s): a live worker's runs "
+                                 "would look dead")
         services = bootstrap.build(settings).start()  # migrates the store, settles what dead processes left
-    except TributaryError as exc:
+    except (TributaryError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     concurrency = max(1, args.concurrency or settings.max_concurrent_runs)

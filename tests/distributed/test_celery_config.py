@@ -52,3 +52,12 @@ def test_a_worker_without_a_broker_says_what_to_set(tributary):
                             timeout=120, env=env)
     assert result.returncode == 2
     assert "TRIBUTARY_CELERY_BROKER_URL is not set" in result.stderr
+
+
+def test_a_worker_whose_heartbeat_would_look_stale_does_not_start(tributary):
+    env = dict(os.environ, TRIBUTARY_CELERY_BROKER_URL="redis://127.0.0.1:1/0", TRIBUTARY_HEARTBEAT_S="30",
+               TRIBUTARY_HEARTBEAT_STALE_S="60")
+    result = subprocess.run([sys.executable, "-m", "core.worker"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    assert "must be at most a third of TRIBUTARY_HEARTBEAT_STALE_S" in result.stderr
