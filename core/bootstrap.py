@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,7 +39,7 @@ from common.settings import Settings, get_settings, make_private
 from core import events
 from core.execution import RunExecutor
 from core.executors import Executor, executor_class
-from core.runs import create_run
+from core.runs import cancel_run, create_run
 from core.scheduler import SchedulerService
 from core.services import recovery, retries
 from core.services.deliveries import DeliveryService
@@ -47,6 +49,7 @@ from storage.models import Run, utcnow
 
 log = logging.getLogger("tributary.services")
 FOREGROUND_SLOTS = 64
+STOP_GRACE_S = 10.0  # how long a stopping app waits for its cancelled runs to end
 
 
 @dataclass
@@ -87,18 +90,33 @@ class Services:
         self.started = True
         return self
 
-    def stop(self) -> None:
-        """Stop the loops and the executor. Stopped services are no longer the process's: the
-        next current() builds fresh ones rather than queueing runs nothing would execute."""
+    def stop(self, cancel_running: bool = False, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop the loops and the executor. With cancel_running (the app's shutdown, on SIGTERM
+        or Ctrl-C), the runs this process executes are cancelled and given `grace_s` to end as
+        `cancelled` with their sandboxes killed, rather than being found "interrupted" by the
+        next start. Stopped services are no longer the process's: the next current() builds
+        fresh ones rather than queueing runs nothing would execute."""
         if self.recovery_loop is not None:
             self.recovery_loop.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        if cancel_running:
+            self._cancel_in_flight(grace_s)
         self.executor.shutdown(wait=False)
         self.started = False
         _forget(self)
+
+    def _cancel_in_flight(self, grace_s: float) -> None:
+        for run_id in self.executor.in_flight():
+            with suppress(TributaryError):  # it ended meanwhile
+                cancel_run(run_id)
+        deadline = time.monotonic() + grace_s
+        while self.executor.in_flight() and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        if left := self.executor.in_flight():
+            log.warning("stopping with %d run(s) still ending: %s", len(left), ", ".join(sorted(left)))
 
     # ------------------------------------------------------------ use cases
 

@@ -125,7 +125,7 @@ def stop_services() -> None:
     global _demo_api, _services
     with _lock:
         if _services is not None:
-            _services.stop()
+            _services.stop(cancel_running=True)
             _services = None
         if _demo_api is not None:
             _demo_api.stop()

@@ -74,7 +74,7 @@ class Run(SQLModel, table=True):
     cancel_requested: bool = False
     worker: Optional[str] = Field(default=None, max_length=128)  # host:pid running it
     # The worker's lease on the run: renewed every few seconds while it executes (core/heartbeat.py);
-    # one older than TRIBUTARY_HEARTBEAT_STALE_S marks the run's process dead, on any host.
+    # one older than TRIBUTARY_HEARTBEAT_STALE_S marks a run of another host's worker as left by a dead process.
     heartbeat_at: Optional[datetime] = None
     attempt: int = 1
     parent_run_id: Optional[str] = Field(default=None, max_length=32)
@@ -112,8 +112,10 @@ class FeedState(SQLModel, table=True):
     feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
     run_id: Optional[str] = Field(default=None, max_length=32)
     state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    reason: str = Field(default="run", max_length=16)  # run | checkpoint | reset | import
+    reason: str = Field(default="run", max_length=16)  # run | checkpoint | reset | edit | rewind | import
     created_at: datetime = Field(default_factory=utcnow)
+    changed_by: Optional[str] = Field(default=None, max_length=200)  # who, for a change by hand
+    note: Optional[str] = Field(default=None, max_length=500)  # why, for a change by hand
 
 
 class ScheduleSlot(SQLModel, table=True):

@@ -429,24 +429,54 @@ def logs_command(run_id: str, follow: bool) -> Result:
 
 @cli.command("state")
 @click.argument("name")
-@click.option("--history", is_flag=True, help="every state the feed had")
+@click.option("--history", is_flag=True, help="every state the feed had, with who or which run set it")
 @click.option("--reset", is_flag=False, flag_value="{}", default=None,
               help="set the state (a JSON object; alone: {})")
+@click.option("--rewind", "rewind_to", metavar="RUN_ID", default=None,
+              help="make the state after that earlier run current again")
+@click.option("--diff", "diff_with", metavar="JSON", default=None,
+              help="what setting this state (a JSON object) would change; changes nothing")
+@click.option("--by", default=None, help="who changes the state (kept in its history)")
+@click.option("--why", default=None, help="why (kept in its history)")
 @json_option
-def state_command(name: str, history: bool, reset: str | None) -> Result:
-    """a feed's state"""
-    if reset is not None:
-        new_state = json_object(reset or "{}", "--reset")
-        services()
-        row = state_service.reset_state(name, new_state)
-        return row.state, f"state of {name} reset to {json.dumps(row.state)}", 0
+def state_command(name: str, history: bool, reset: str | None, rewind_to: str | None, diff_with: str | None,
+                  by: str | None, why: str | None) -> Result:
+    """a feed's state: show it, its history, or change it (refused while a run is in progress)"""
+    chosen = [option for option, value in (("--reset", reset), ("--rewind", rewind_to), ("--diff", diff_with))
+              if value is not None]
+    if len(chosen) > 1:
+        raise ValidationError([(chosen[1], f"cannot be given with {chosen[0]}: one change at a time")])
     services()
+    by = by or _user_name()
+    if diff_with is not None:
+        changes = state_service.diff_states(state_service.current_state(name), json_object(diff_with, "--diff"))
+        lines = [f"{c['change']:>8} {c['path']}: {json.dumps(c['old'])} -> {json.dumps(c['new'])}" for c in changes]
+        return changes, "\n".join(lines) or "no change", 0
+    if reset is not None or rewind_to is not None:
+        before = state_service.current_state(name)
+        if rewind_to is not None:
+            row = state_service.rewind_state(name, rewind_to, by, why)
+        else:
+            row = state_service.reset_state(name, json_object(reset or "{}", "--reset"), by, why)
+        changes = state_service.diff_states(before, row.state)
+        summary = f"state of {name} set to {json.dumps(row.state)} ({len(changes)} change(s))"
+        return row.state, summary, 0
     if history:
-        rows = [{"id": r.id, "run_id": r.run_id, "reason": r.reason, "state": r.state,
-                 "created_at": r.created_at.isoformat()} for r in state_service.state_history(name)]
-        return rows, table(rows, ["id", "run_id", "reason", "state", "created_at"]), 0
+        rows = [{"id": r.id, "run_id": r.run_id, "reason": r.reason, "by": r.changed_by, "why": r.note,
+                 "state": r.state, "created_at": r.created_at.isoformat()} for r in state_service.state_history(name)]
+        return rows, table(rows, ["id", "run_id", "reason", "by", "why", "state", "created_at"]), 0
     state = state_service.current_state(name)
     return state, json.dumps(state, indent=2), 0
+
+
+def _user_name() -> str | None:
+    """Who runs the command, for the state's history (the login name where there is one)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 # ---------------------------------------------------------------- tools

@@ -1,0 +1,26 @@
+"""state changes: who changed a feed's state by hand, and why
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-03 16:00:00.000000
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('feed_states', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('changed_by', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('note', sa.String(length=500), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('feed_states', schema=None) as batch_op:
+        batch_op.drop_column('note')
+        batch_op.drop_column('changed_by')
