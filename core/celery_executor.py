@@ -163,7 +163,12 @@ class CeleryExecutor(Executor):
         self._closed = False
 
     def in_flight(self) -> set[str]:
-        """The runs sent that are still queued (no worker claimed them yet)."""
+        """None: the workers execute the runs, this process holds none (so stopping the app
+        cancels nothing; the runs sent and not yet claimed stay queued, for the workers)."""
+        return set()
+
+    def waiting(self) -> set[str]:
+        """The runs sent that no worker has claimed yet (still queued in the store)."""
         with self._lock:
             sent = set(self._sent)
         if not sent:
@@ -177,11 +182,17 @@ class CeleryExecutor(Executor):
     def free_slots(self) -> int:
         if self._closed:
             return 0
-        return max(0, self.max_concurrent - len(self.in_flight()))
+        return max(0, self.max_concurrent - len(self.waiting()))
 
     def submit(self, run_id: str) -> bool:
+        """Send the run, unless it was sent and is still waiting for a worker (then True: it is
+        on its way). False when `max_concurrent` sent runs are waiting already."""
         with self._lock:
-            if self._closed or run_id in self._sent or len(self._sent) >= self.max_concurrent:
+            if self._closed:
+                return False
+            if run_id in self._sent:
+                return True
+            if len(self._sent) >= self.max_concurrent:
                 return False
             self._sent.add(run_id)
         try:

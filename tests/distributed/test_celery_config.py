@@ -61,3 +61,31 @@ def test_a_worker_whose_heartbeat_would_look_stale_does_not_start(tributary):
                             timeout=120, env=env)
     assert result.returncode == 2
     assert "must be at most a third of TRIBUTARY_HEARTBEAT_STALE_S" in result.stderr
+
+
+def test_the_dispatcher_sends_each_queued_run_once_and_stopping_the_app_cancels_none(tributary, monkeypatch):
+    from core import bootstrap, celery_executor
+    from core.feeds import FeedSpec, create_feed
+    from core.runs import get_run
+    from storage.db import session_scope
+    from storage.models import Run
+
+    monkeypatch.setenv("TRIBUTARY_EXECUTOR", "celery")
+    monkeypatch.setenv("TRIBUTARY_CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
+    sent = []
+    monkeypatch.setattr(celery_executor, "send", lambda run_id, url=None: sent.append(run_id))
+    services = bootstrap.build(background=True, max_concurrent=1)  # at most one sent run unclaimed
+    for name in ("a", "b"):
+        create_feed(FeedSpec(name=name, script="from lib import outputStream\n"))
+    first, second = (services.start_run(name) for name in ("a", "b"))
+    services.dispatcher.run_once()
+    services.dispatcher.run_once()
+    assert sent == [first.id]  # once, and the second waits in the store while the first is unclaimed
+    with session_scope() as session:  # a worker claims the first
+        run = session.get(Run, first.id)
+        run.status = "running"
+        session.add(run)
+    services.dispatcher.run_once()
+    assert sent == [first.id, second.id]
+    services.stop(cancel_running=True)  # the app stops: the runs are the workers'
+    assert (get_run(first.id).status, get_run(second.id).status) == ("running", "queued")
