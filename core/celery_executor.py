@@ -27,7 +27,7 @@ claiming it is settled by recovery from its heartbeat (core/heartbeat.py), long 
 Runs wait in the store, not in the broker: the executor keeps at most `max_concurrent` sent
 runs that no worker has claimed yet, so the Runs page shows them as queued, and cancelling one
 needs no broker. A run sent and then lost by the broker (a Redis restarted without its data)
-is sent again by the next app process that starts.
+is sent again by the next app process that starts (a run sent twice executes once).
 """
 
 from __future__ import annotations
