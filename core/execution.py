@@ -61,6 +61,7 @@ from common.process import worker_id
 from common.settings import Settings, get_settings
 from core import events
 from core.connections import get_connection_by_id, sandbox_material
+from core.heartbeat import Heartbeat
 from core.run_log import RunLog as _RunLog
 from core.runs import (checkpoint_id, complete_run, finish, finished, get_run, pending_outcome,
                        record_checkpoint)
@@ -112,7 +113,7 @@ def _claim(run_id: str) -> bool:
         result = session.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == "queued", Run.cancel_requested.is_(False))
-            .values(status="running", started_at=utcnow(), worker=worker_id())
+            .values(status="running", started_at=utcnow(), worker=worker_id(), heartbeat_at=utcnow())
         )
         return result.rowcount == 1
 
@@ -418,7 +419,15 @@ class RunExecutor:
 
     def execute(self, run_id: str) -> Run:
         """Execute a queued run to its end. Never raises for the run's own failures: they are
-        recorded on the run (see _end for a store that cannot record them)."""
+        recorded on the run (see _end for a store that cannot record them). While it executes,
+        its heartbeat renews this process's lease on it (core/heartbeat.py)."""
+        heartbeat = Heartbeat(run_id, on_lost=lambda lost: self.cancel(events.CancelRequested(lost))).start()
+        try:
+            return self._execute(run_id)
+        finally:
+            heartbeat.stop()
+
+    def _execute(self, run_id: str) -> Run:
         settings = self._settings()
         if not _claim(run_id):
             return get_run(run_id)  # cancelled before it started, or executed elsewhere

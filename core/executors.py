@@ -9,6 +9,7 @@ conditional update before anything else (core/execution.py).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from abc import ABC, abstractmethod
@@ -92,11 +93,17 @@ class LocalExecutor(Executor):
                 thread.join()
 
 
-EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}
+# An executor is a class, or "module:Class" for one imported only when chosen (so that the local
+# path never imports Celery).
+EXECUTORS: dict[str, type[Executor] | str] = {"local": LocalExecutor, "celery": "core.celery_executor:CeleryExecutor"}
 
 
 def executor_class(name: str) -> type[Executor]:
     try:
-        return EXECUTORS[name]
+        found = EXECUTORS[name]
     except KeyError:
         raise TributaryError(f"executor: unknown {name!r} (known: {', '.join(sorted(EXECUTORS))})") from None
+    if isinstance(found, str):
+        module, _, attribute = found.partition(":")
+        found = getattr(importlib.import_module(module), attribute)
+    return found

@@ -73,6 +73,9 @@ class Run(SQLModel, table=True):
     trigger_payload: Optional[dict] = Field(default=None, sa_column=Column(JSON))
     cancel_requested: bool = False
     worker: Optional[str] = Field(default=None, max_length=128)  # host:pid running it
+    # The worker's lease on the run: renewed every few seconds while it executes (core/heartbeat.py);
+    # one older than TRIBUTARY_HEARTBEAT_STALE_S marks a run of another host's worker as left by a dead process.
+    heartbeat_at: Optional[datetime] = None
     attempt: int = 1
     parent_run_id: Optional[str] = Field(default=None, max_length=32)
     not_before: Optional[datetime] = None  # a retry waits until then

@@ -1,10 +1,13 @@
 """Recovery: what a process that died left behind, taken care of by a live one.
 
 Called at the app's start-up and at every CLI command (core/bootstrap.py Services.start), and
-every RECOVERY_POLL_S by the app (RecoveryService), for processes that die while it runs (a
-CLI `run`, another app process on this host). A run
-left active by a process of this host that no longer exists is settled by the two-phase
-commit's rules (core/execution.py):
+every RECOVERY_POLL_S by the app and by each worker (RecoveryService), for processes that die
+while it runs (a CLI `run`, another app process, a worker). A run left active by a dead process
+is settled by the two-phase commit's rules (core/execution.py). A process is judged dead by
+this host's process table when the run's worker id is of this host, and by the run's heartbeat
+(core/heartbeat.py) when it is of another host: one older than TRIBUTARY_HEARTBEAT_STALE_S
+(60 s by default) means that host or its process is gone, or cut off from the store for that
+long. The rules:
 - no pending outcome (it died before its commit began): failed, nothing was loaded;
 - a pending outcome: the destinations' ledgers decide. Every one holds the run: the commit is
   finished (the state advances, the run shows its counts and is not retried). None does: the
@@ -24,7 +27,9 @@ remove them. The deliveries a dead process left pending are resumed by bootstrap
 from __future__ import annotations
 
 import logging
+import socket
 from contextlib import suppress
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +37,7 @@ from sqlmodel import select, update
 
 from common.process import died, worker_id
 from core.execution import counted, holding, partial_commit_error
+from core.heartbeat import stale, stale_after_s
 from core.services.loop import LoopService
 from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
                        remove_left_work_dirs, remove_work_dirs)
@@ -63,15 +69,17 @@ class RecoveryService(LoopService):
 
 def recover_interrupted_runs(destinations: Callable = get_destination) -> list[str]:
     """Settle the runs of dead processes (see the module docstring); the ids of those settled."""
+    now = utcnow()
     with session_scope() as session:
-        left = [(run.id, run.status, run.worker, run.pending_outcome is not None)
+        left = [(run.id, run.status, run.worker, run.pending_outcome is not None, run.heartbeat_at)
                 for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all()
-                if died(run.worker)]
+                if _left_by_dead_process(run, now)]
     recovered = []
-    for run_id, status, worker, pending in left:
+    for run_id, status, worker, pending, heartbeat_at in left:
+        lease = _Lease(worker, heartbeat_at, now)
         try:
-            settled = (_reconcile(run_id, status, worker, destinations) if pending
-                       else _fail_interrupted(run_id, status))
+            settled = (_reconcile(run_id, status, lease, destinations) if pending
+                       else _fail_interrupted(run_id, status, lease))
         except Exception:  # noqa: BLE001 - one run that cannot be settled must not keep the others
             logger.exception("run %s could not be recovered; it is left for the next recovery", run_id)
             continue
@@ -85,11 +93,39 @@ def recover_interrupted_runs(destinations: Callable = get_destination) -> list[s
     return recovered
 
 
-def _fail_interrupted(run_id: str, status: str) -> bool:
+def _on_this_host(worker: str | None) -> bool:
+    return bool(worker) and worker.partition(":")[0] == socket.gethostname()
+
+
+def _left_by_dead_process(run: Run, now: datetime) -> bool:
+    """This host's processes are seen in its process table; another host's by their heartbeat."""
+    if not run.worker:
+        return False
+    return died(run.worker) if _on_this_host(run.worker) else stale(run.heartbeat_at, now)
+
+
+class _Lease:
+    """The dead process's hold on a run as recovery found it: taking the run over is
+    conditional on it, so that a worker whose heartbeat came back meanwhile keeps its run."""
+
+    def __init__(self, worker: str | None, heartbeat_at: datetime | None, now: datetime):
+        self.worker, self.heartbeat_at = worker, heartbeat_at
+        self.by_heartbeat = not _on_this_host(worker)
+        self.stale_before = now - timedelta(seconds=stale_after_s())
+
+    def held(self):
+        """The condition that the run is still the dead process's."""
+        condition = Run.worker == self.worker
+        if self.by_heartbeat:
+            condition = condition & (Run.heartbeat_at < self.stale_before)
+        return condition
+
+
+def _fail_interrupted(run_id: str, status: str, lease: _Lease) -> bool:
     with session_scope() as session:
         # Conditional, like the executor's claim: of two processes starting at once, one
         # recovers the run (and notifies its watchers, and retries it).
-        claim = update(Run).where(Run.id == run_id, Run.status == status).values(status="failed")
+        claim = update(Run).where(Run.id == run_id, Run.status == status, lease.held()).values(status="failed")
         if session.execute(claim).rowcount != 1:
             return False
         run = session.get(Run, run_id)
@@ -110,29 +146,32 @@ def _after_checkpoints(run: Run) -> str:
             "starts from the last one's state")
 
 
-def _claim_pending(run_id: str, dead_worker: str | None, worker: str | None, status: str = "loading") -> bool:
+def _claim_pending(run_id: str, held, worker: str | None, heartbeat_at: datetime | None,
+                   status: str = "loading") -> bool:
     """Take a pending run over from its dead process (or give it back): conditional, so that
     of two recovering processes one settles it. If this process dies too, the next recovery
-    sees this process dead and takes it over in turn (every step below is idempotent)."""
+    sees this process dead and takes it over in turn (every step below is idempotent). Taking
+    it over renews its heartbeat (this process's lease while it settles the run); giving it
+    back restores the dead process's."""
     with session_scope() as session:
-        claim = (update(Run).where(Run.id == run_id, Run.status == status, Run.worker == dead_worker)
-                 .values(worker=worker))
+        claim = (update(Run).where(Run.id == run_id, Run.status == status, held)
+                 .values(worker=worker, heartbeat_at=heartbeat_at))
         return session.execute(claim).rowcount == 1
 
 
-def _reconcile(run_id: str, status: str, dead_worker: str | None, destinations: Callable) -> bool:
+def _reconcile(run_id: str, status: str, lease: _Lease, destinations: Callable) -> bool:
     me = worker_id()
-    if not _claim_pending(run_id, dead_worker, me, status):
+    if not _claim_pending(run_id, lease.held(), me, utcnow(), status):
         return False
     try:
-        return _settle(run_id, status, dead_worker, me, destinations)
+        return _settle(run_id, status, lease, me, destinations)
     except BaseException:
         with suppress(Exception):  # give it back: the next recovery tries again
-            _claim_pending(run_id, me, dead_worker, status)
+            _claim_pending(run_id, Run.worker == me, lease.worker, lease.heartbeat_at, status)
         raise
 
 
-def _settle(run_id: str, status: str, dead_worker: str | None, me: str, destinations: Callable) -> bool:
+def _settle(run_id: str, status: str, lease: _Lease, me: str, destinations: Callable) -> bool:
     run = get_run(run_id)
     pending = run.pending_outcome
     ledger, checkpoint = ledger_id(run_id, pending), pending.get("checkpoint")
@@ -144,7 +183,7 @@ def _settle(run_id: str, status: str, dead_worker: str | None, me: str, destinat
     if unknown:
         # Cannot tell what was committed: settle nothing now, let a later recovery ask again.
         note("could not ask " + ", ".join(f"{n} ({e})" for n, e in unknown.items()) + ": left pending")
-        _claim_pending(run_id, me, dead_worker, status)
+        _claim_pending(run_id, Run.worker == me, lease.worker, lease.heartbeat_at, status)
         return False
     if not held:
         if checkpoint:

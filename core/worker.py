@@ -1,0 +1,89 @@
+"""A Tributary worker: executes the runs that the app's `celery` executor sends.
+
+    TRIBUTARY_CELERY_BROKER_URL=redis://broker-host:6379/0 \\
+    TRIBUTARY_DATABASE_URL=postgresql://...  TRIBUTARY_SECRET_KEY=...  \\
+    TRIBUTARY_DATA_DIR=/var/lib/tributary-worker  TRIBUTARY_MAX_CONCURRENT_RUNS=4 \\
+    python -m core.worker [--loglevel INFO]
+
+A worker shares the app's store (which must be PostgreSQL for workers on other machines),
+secret key (to decrypt connections' secrets) and warehouse settings (TRIBUTARY_WAREHOUSE and
+TRIBUTARY_<SECTION>_<FIELD>, e.g. TRIBUTARY_POSTGRES_URL: the warehouse.json of the app's data
+dir is not read from here), and has a data dir of its own (work dirs, dependency environments,
+run logs). It executes up to TRIBUTARY_MAX_CONCURRENT_RUNS runs at a time, each on a thread of
+this one process (Celery's threads pool), with the same runners and destinations as the app:
+bootstrap's run executor, in the foreground. It renews each run's heartbeat while the run
+executes (core/heartbeat.py), kills a run's sandbox within a second of a cancel asked anywhere
+(the run executor polls the run's cancel flag), and, like the app, settles the runs that dead
+processes left (core/services/recovery.py) at its start and every RECOVERY_POLL_S.
+
+A run's log is written to this worker's data dir (logs/); until it is streamed into the store
+(a later step), the app's Runs page shows a run executed on another machine with its status and
+counts from the store, but not its log.
+
+SIGTERM (or Ctrl-C) stops taking runs and lets the runs in progress end; a second one stops at
+once, and the runs it leaves are settled by recovery (this host's processes are seen dead at
+once, another host's once their heartbeat is stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from common.errors import TributaryError
+from common.settings import get_settings
+from core import bootstrap, celery_executor
+from core.heartbeat import heartbeat_s, stale_after_s
+from core.services.recovery import RecoveryService
+
+log = logging.getLogger("tributary.worker")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--loglevel", default=os.environ.get("TRIBUTARY_WORKER_LOGLEVEL", "INFO"))
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="runs at a time (default: TRIBUTARY_MAX_CONCURRENT_RUNS)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        url = celery_executor.broker_url()
+        settings = get_settings()
+        if heartbeat_s() * 3 > stale_after_s():
+            raise TributaryError(f"TRIBUTARY_HEARTBEAT_S ({heartbeat_s():g} s) must be at most a third of "
+                                 f"TRIBUTARY_HEARTBEAT_STALE_S ({stale_after_s():g} s): a live worker's runs "
+                                 "would look dead")
+        services = bootstrap.build(settings).start()  # migrates the store, settles what dead processes left
+    except (TributaryError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    concurrency = max(1, args.concurrency or settings.max_concurrent_runs)
+    celery_executor.serve(services.execute_run)
+    recovery = RecoveryService().start()
+    log.info("worker %s: up to %d runs at a time, data dir %s", _node_name(), concurrency, settings.data_dir)
+    try:
+        celery_executor.celery_app(url).worker_main([
+            "worker", "--pool=threads", f"--concurrency={concurrency}", f"--loglevel={args.loglevel.upper()}",
+            f"--hostname={_node_name()}", f"--queues={celery_executor.QUEUE}", "--without-gossip",
+            "--without-mingle",
+        ])
+    finally:
+        recovery.stop()
+        services.stop()
+    return 0
+
+
+def _node_name() -> str:
+    """Celery's node name: unique per process, so that several workers can share a host."""
+    return f"tributary-{os.getpid()}@{socket.gethostname()}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Fixtures of the distributed tests: a redis-server of the test's own on a free port, a
+PostgreSQL store and a PostgreSQL warehouse (each a fresh database), worker processes
+(`python -m core.worker`, each with its own data dir and working directory), and a hit counter
+that feed scripts call over HTTP, so that a test can count how often each script executed.
+
+This test process plays the app: its settings choose the celery executor, and a test that
+wants the dispatcher builds bootstrap's background services.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.conftest import _isolate, _postgres_admin, missing_service
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_CONCURRENCY = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A redis-server of this test's own, on a free port, keeping nothing on disk."""
+    program = shutil.which("redis-server")
+    if program is None:
+        missing_service("Redis: redis-server is not installed (Debian: apt-get install redis-server)")
+    port = _free_port()
+    server = subprocess.Popen([program, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _answers(port) or server.poll() is not None, 10, "redis-server did not start")
+        if server.poll() is not None:
+            missing_service(f"Redis: redis-server exited at once ({server.returncode}) on port {port}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def warehouse_url():
+    """A second fresh PostgreSQL database: the warehouse, apart from the store."""
+    admin = _postgres_admin()
+    name = f"tributary_wh_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{_base_url()}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _base_url() -> str:
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+
+
+class HitCounter:
+    """Counts GET /<name> requests (each feed script calls it once as it starts), and answers
+    with the count: the script of a name's first run can tell it is the first."""
+
+    def __init__(self):
+        self.hits: Counter = Counter()
+        self.lock = threading.Lock()
+        counter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                with counter.lock:
+                    counter.hits[self.path.strip("/")] += 1
+                    body = str(counter.hits[self.path.strip("/")]).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hit_counter():
+    counter = HitCounter()
+    yield counter
+    counter.close()
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    data_dir: Path
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@dataclass
+class Cluster:
+    broker_url: str
+    store_url: str
+    warehouse_url: str
+    data_dir: Path
+    root: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- worker {w.pid} ---\n{w.log()[-6000:]}" for w in self.workers)
+
+    def start_worker(self, hostname: str | None = None) -> Worker:
+        return start_worker(self, self.root / f"worker{len(self.workers) + 1}", hostname)
+
+    def worker_of(self, worker_id: str | None) -> Worker | None:
+        """The worker process named by a run's worker column (host:pid:start)."""
+        pid = (worker_id or "").split(":")[1:2]
+        return next((w for w in self.workers if pid and str(w.pid) == pid[0]), None)
+
+
+@pytest.fixture
+def cluster_hosts() -> tuple[str | None, ...]:
+    """The workers the cluster starts: each on this host (None), or under another host name."""
+    return (None, None)
+
+
+def _as_host(hostname: str | None) -> list[str]:
+    """The command prefix that starts a worker under another host name: a UTS namespace of its
+    own (root, util-linux's unshare), so that its worker ids are another host's."""
+    if hostname is None:
+        return []
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "--uts", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("a worker of another host needs `unshare --uts` (util-linux, as root)")
+    return [unshare, "--uts", "sh", "-c", f'hostname "{hostname}" && exec "$0" "$@"']
+
+
+def start_worker(cluster: Cluster, home: Path, hostname: str | None = None) -> Worker:
+    """`python -m core.worker` in a folder of its own (its working directory and data dir)."""
+    home.mkdir(parents=True)
+    env = dict(os.environ, TRIBUTARY_DATA_DIR=str(home / "data"),
+               TRIBUTARY_MAX_CONCURRENT_RUNS=str(WORKER_CONCURRENCY),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    log_path = home / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([*_as_host(hostname), sys.executable, "-m", "core.worker"], cwd=home, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(process, home / "data", log_path)
+    cluster.workers.append(worker)
+    wait_until(lambda: " ready." in worker.log() or process.poll() is not None, 60,
+               lambda: f"worker {worker.pid} did not start:\n{worker.log()}")
+    assert process.poll() is None, f"worker {worker.pid} exited:\n{worker.log()}"
+    return worker
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
+            worker.process.wait()
+
+
+@pytest.fixture
+def cluster(monkeypatch, tmp_path, redis_url, postgres_url, warehouse_url, cluster_hosts):
+    """This process as the app (the celery executor, a PostgreSQL store and warehouse) and the
+    workers of `cluster_hosts` (two on this host by default)."""
+    data = _isolate(monkeypatch, tmp_path, postgres_url)
+    env = {
+        "TRIBUTARY_EXECUTOR": "celery", "TRIBUTARY_CELERY_BROKER_URL": redis_url,
+        "TRIBUTARY_WAREHOUSE": "postgres", "TRIBUTARY_POSTGRES_URL": warehouse_url,
+        "TRIBUTARY_SECRET_KEY": Fernet.generate_key().decode(),
+        "TRIBUTARY_HEARTBEAT_S": "1", "TRIBUTARY_MAX_CONCURRENT_RUNS": "4",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cluster = Cluster(broker_url=redis_url, store_url=postgres_url, warehouse_url=warehouse_url, data_dir=data,
+                      root=tmp_path)
+    # The store exists, migrated, before the workers start (they would race to create it).
+    from core import bootstrap
+
+    bootstrap.build().start()
+    try:
+        for hostname in cluster_hosts:
+            cluster.start_worker(hostname)
+        yield cluster
+    finally:
+        stop_workers(cluster.workers)
