@@ -12,9 +12,10 @@ Idle CPU: the server's CPU (utime + stime of its process tree, from /proc/PID/st
 that exited and were reaped included) over --idle-s seconds (30) with no browser connected,
 (a) right after the first start and (b) after a feed with a dependency (six==1.16.0) was
 created and run through `python -m core.cli` against the same data dir (the run builds a new
-dependency environment), measured after that run ended.
+dependency environment), measured after that run ended. --runs fresh starts (3), each its
+own clone, .venv and data dir; the medians are reported, with every run's figures.
 
-    .venv/bin/python bench/bench_start.py [--idle-s 30] [--cold-cache] [--ref HEAD] [--keep] [--json]
+    .venv/bin/python bench/bench_start.py [--runs 3] [--idle-s 30] [--cold-cache] [--ref HEAD] [--keep] [--json]
 
 --cold-cache gives uv an empty cache (UV_CACHE_DIR in the temp dir): every wheel is fetched
 from the index again, the figure of a machine that never installed these packages.
@@ -241,6 +242,32 @@ def measure(idle_s: float, cold_cache: bool, keep: bool, ref: str = "HEAD", log=
     return result
 
 
+def measure_runs(runs: int, idle_s: float, cold_cache: bool, keep: bool, ref: str = "HEAD", log=print) -> dict:
+    """`runs` fresh starts one after the other (each its own clone, .venv and data dir); the
+    medians at the top, every run under "runs", the targets judged on the medians."""
+    import statistics
+
+    every = []
+    for number in range(1, runs + 1):
+        log(f"fresh start {number} of {runs}:")
+        every.append(measure(idle_s, cold_cache, keep, ref, log))
+    first = every[0]
+    result = {k: first[k] for k in ("cold_cache", "uv_cache_dir", "uv_cache_mb_before", "commit")}
+    result["load_average_at_start"] = first["load_average_at_start"]
+    result["load_average_at_end"] = every[-1]["load_average_at_end"]
+    for key in ("install_s", "server_start_s", "first_start_s", "venv_mb"):
+        result[key] = round(statistics.median(r[key] for r in every), 2)
+        result[f"all_{key}"] = [r[key] for r in every]
+    for key in ("idle_after_start", "idle_after_dependency_run"):
+        result[key] = {"seconds": idle_s, "cpu_s": round(statistics.median(r[key]["cpu_s"] for r in every), 3),
+                       "share_of_core": round(statistics.median(r[key]["share_of_core"] for r in every), 4),
+                       "all_share_of_core": [r[key]["share_of_core"] for r in every]}
+    result["dependency_run_wall_s"] = [r["dependency_run"]["wall_s"] for r in every]
+    result["runs"] = every
+    result["targets"] = targets(result)
+    return result
+
+
 def targets(result: dict) -> list[dict]:
     out = []
     load = (result.get("load_average_at_start") or [0])[0]
@@ -273,13 +300,20 @@ def targets(result: dict) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="fresh starts, one after the other; medians reported")
     parser.add_argument("--idle-s", type=float, default=30)
     parser.add_argument("--cold-cache", action="store_true", help="an empty uv cache (UV_CACHE_DIR in the temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (clone, .venv, data)")
     parser.add_argument("--ref", default="HEAD", help="the commit to check out in the clone (default: this one's)")
     parser.add_argument("--json", action="store_true", help="print one JSON document last")
     args = parser.parse_args()
-    result = measure(args.idle_s, args.cold_cache, args.keep, args.ref, log=lambda s: print(s, flush=True))
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    result = measure_runs(args.runs, args.idle_s, args.cold_cache, args.keep, args.ref, log)
+    if args.runs > 1:
+        print(f"medians of {args.runs} fresh starts: install {result['install_s']:.2f} s + server {result['server_start_s']:.2f} s "
+              f"= {result['first_start_s']:.2f} s (runs: {' '.join(f'{v:.1f}' for v in result['all_first_start_s'])} s); "
+              f"idle {result['idle_after_start']['share_of_core']:.2%} and "
+              f"{result['idle_after_dependency_run']['share_of_core']:.2%} of a core", flush=True)
     for t in result["targets"]:
         print(f"  [{t['status']:^9}] {t['target']}: {t['measured']}" + (f"  -> {t['distance']}" if t["distance"] else ""),
               flush=True)

@@ -258,7 +258,7 @@ def run_rest(results: dict, rounds: int) -> None:
 
 def run_start(results: dict, rounds: int) -> None:
     print("\nIssue 17: first start of a fresh clone (install + server up) and the idle server's CPU", flush=True)
-    _subprocess_section(results, "start", [str(BENCH / "bench_start.py")])
+    _subprocess_section(results, "start", [str(BENCH / "bench_start.py"), "--runs", str(rounds)])
 
 
 def run_latency(results: dict) -> None:
@@ -370,7 +370,8 @@ def main() -> None:
               f"{at_end}); figures may mix the two versions")
     results["targets"] = report.evaluate_targets(results)
     print_comparison(results, args.sizes)
-    print_targets(results["targets"])
+    if sections & {"floor", "tributary", "dlt", "latency"}:  # issue 7's; rest and start print their own
+        print_targets(results["targets"])
     for item in results["skipped"]:
         print(f"not measured: {item}")
     # A run of some sections writes its own results file only: latest.json and the README's
