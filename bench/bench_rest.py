@@ -188,7 +188,7 @@ def targets(results: dict, latency_s: float, n: int) -> list[dict]:
         if wall < floor:
             why += ", so out of reach at this concurrency"
         else:
-            why += f"; the rest is the run's start-up, the load and a shared machine's CPU"
+            why += "; the rest is the run's start-up, the load and a shared machine's CPU"
         return why
 
     if ours and figs.get("sequential"):

@@ -1,7 +1,7 @@
 """The one command behind `make bench`: Tributary's full run path against dlt and the floor,
 test-run latency per runner, the issue's targets, and the results written to bench/results/.
 
-    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
+    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency,commit,rest,start]
 
 Every throughput figure is the median of --repeat runs (3 by default); the floor's and
 Tributary's of --pairs runs (5 by default). The runs compared by the speed targets are taken in
