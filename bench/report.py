@@ -328,17 +328,19 @@ def markdown(results: dict) -> str:
 # ---------------------------------------------------------------- files
 
 
-def write(results: dict, directory: Path = RESULTS) -> dict[str, Path]:
+def write(results: dict, directory: Path = RESULTS, partial: bool = False) -> dict[str, Path]:
+    """<timestamp>.json; unless `partial` (some sections only), latest.json and the table too."""
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.fromisoformat(results["finished_at"]).strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(results, indent=2) + "\n"
     paths = {"json": directory / f"{stamp}.json", "latest": directory / "latest.json",
              "table": directory / "README-table.md"}
-    for key in ("json", "latest"):
+    for key in ("json",) if partial else ("json", "latest"):
         tmp = paths[key].with_suffix(".json.tmp")
         tmp.write_text(text)
         tmp.replace(paths[key])
-    paths["table"].write_text(markdown(results))
+    if not partial:
+        paths["table"].write_text(markdown(results))
     return paths
 
 

@@ -1,7 +1,7 @@
 """The one command behind `make bench`: Tributary's full run path against dlt and the floor,
 test-run latency per runner, the issue's targets, and the results written to bench/results/.
 
-    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency]
+    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency,commit,rest,start]
 
 Every throughput figure is the median of --repeat runs (3 by default); the floor's and
 Tributary's of --pairs runs (5 by default). The runs compared by the speed targets are taken in
@@ -35,7 +35,7 @@ import bench_floor  # noqa: E402
 import report  # noqa: E402
 
 SIZES = [report.SMALL, report.LARGE]
-SECTIONS = ("floor", "tributary", "dlt", "latency", "commit")
+SECTIONS = ("floor", "tributary", "dlt", "latency", "commit", "rest", "start")
 LATENCY_RUNS = 20
 # The floor ratio moves with a shared machine's speed: more pairs, a steadier median.
 PAIRS = 5
@@ -232,6 +232,35 @@ def run_commit(results: dict, sizes: list[int]) -> None:
     results["commit"] = json.loads(lines[-1])["commit"]
 
 
+def _subprocess_section(results: dict, key: str, args: list[str]) -> None:
+    """A measurement in its own process (it sets TRIBUTARY_* variables, starts servers): its
+    lines printed as they come, its last line the JSON document of its figures."""
+    proc = subprocess.Popen([sys.executable, *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if not line.startswith("{"):
+            print("  " + line.rstrip(), flush=True)
+    err = proc.stderr.read()
+    if proc.wait() != 0 or not lines or not lines[-1].startswith("{"):
+        results[key] = {"error": err.strip().splitlines()[-1:] or ["failed"]}
+        print(f"  not measured: {err.strip()[-1500:]}", flush=True)
+        return
+    results[key] = json.loads(lines[-1])[key]
+
+
+def run_rest(results: dict, rounds: int) -> None:
+    print("\nIssue 18: a paginated REST API over HTTP (demo API, 50 ms per page), Tributary against Peak's "
+          "sequential loop and dlt's rest_api", flush=True)
+    _subprocess_section(results, "rest", [str(BENCH / "bench_rest.py"), "--rounds", str(rounds)])
+
+
+def run_start(results: dict, rounds: int) -> None:
+    print("\nIssue 17: first start of a fresh clone (install + server up) and the idle server's CPU", flush=True)
+    _subprocess_section(results, "start", [str(BENCH / "bench_start.py"), "--runs", str(rounds)])
+
+
 def run_latency(results: dict) -> None:
     print(f"\nTest-run latency: Peak's example against the demo API, {LATENCY_RUNS} warm runs per runner", flush=True)
     # Its own process: the measurement sets TRIBUTARY_* variables and imports the app.
@@ -326,6 +355,10 @@ def main() -> None:
         run_latency(results)
     if "commit" in sections:
         run_commit(results, args.sizes)
+    if "rest" in sections:
+        run_rest(results, args.repeat)
+    if "start" in sections:
+        run_start(results, args.repeat)
 
     results["finished_at"] = report.now_iso()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -337,12 +370,20 @@ def main() -> None:
               f"{at_end}); figures may mix the two versions")
     results["targets"] = report.evaluate_targets(results)
     print_comparison(results, args.sizes)
-    print_targets(results["targets"])
+    if sections & {"floor", "tributary", "dlt", "latency"}:  # issue 7's; rest and start print their own
+        print_targets(results["targets"])
     for item in results["skipped"]:
         print(f"not measured: {item}")
-    paths = report.write(results)
-    print(f"\nwrote {paths['json'].relative_to(ROOT)}, {paths['latest'].relative_to(ROOT)} and "
-          f"{paths['table'].relative_to(ROOT)} in {results['elapsed_s'] / 60:.1f} min")
+    # A run of some sections writes its own results file only: latest.json and the README's
+    # table stay those of the last full run.
+    partial = sections != set(SECTIONS)
+    paths = report.write(results, partial=partial)
+    if partial:
+        print(f"\nwrote {paths['json'].relative_to(ROOT)} (sections {', '.join(sorted(sections))}; latest.json and "
+              f"README-table.md are left as the last full run wrote them) in {results['elapsed_s'] / 60:.1f} min")
+    else:
+        print(f"\nwrote {paths['json'].relative_to(ROOT)}, {paths['latest'].relative_to(ROOT)} and "
+              f"{paths['table'].relative_to(ROOT)} in {results['elapsed_s'] / 60:.1f} min")
 
 
 if __name__ == "__main__":
