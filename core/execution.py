@@ -90,6 +90,16 @@ def _update(run_id: str, **values) -> None:
         session.add(run)
 
 
+def _still_ours(run_id: str, **values) -> bool:
+    """Apply `values` only while the run is still running in this process (the fence of the
+    two-phase commit: a run another process settled is not loaded here)."""
+    with session_scope() as session:
+        result = session.execute(
+            update(Run).where(Run.id == run_id, Run.status == "running", Run.worker == worker_id()).values(**values)
+        )
+        return result.rowcount == 1
+
+
 def _cancel_requested(run_id: str) -> bool:
     with session_scope() as session:
         run = session.get(Run, run_id)
@@ -300,7 +310,9 @@ class _Staging:
 
 
 class _Undecided(Exception):
-    """Every destination holds the run, and the store could not record that it succeeded."""
+    """This process cannot say how the run ended, so it records nothing and announces nothing:
+    every destination holds the run and the store could not record that it succeeded (recovery
+    finishes it), or another process settled the run meanwhile."""
 
 
 def _fail(run_id: str, status: str, error: str | None, error_line: int | None = None, **values) -> None:
@@ -505,8 +517,11 @@ class RunExecutor:
         pending = pending_outcome(None if keeps_state else outcome.metadata, outcome.records - before, list(feed.destinations), feed.name,
                                   files, load_type or feed.load_type, list(feed.primary_key), feed.max_rejected_ratio,
                                   records_before=before)
-        _update(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,
-                pending_outcome=pending)
+        if not _still_ours(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,
+                           pending_outcome=pending):
+            # Recovery judged this process dead (its heartbeat went stale) and settled the run:
+            # loading now would load what the run's retry loads too.
+            raise _Undecided(f"run {run.id} was settled by another process while it ran; nothing loaded")
         loaded, results = self._load_pending(run, feed, pending, run.id, stagers, log)
         loaded = self._complete(run.id, pending, loaded, results, log, complete_run)
         fault_point("store_committed")

@@ -215,3 +215,38 @@ def test_a_run_the_store_cannot_record_as_committed_stays_pending_never_failed(t
     assert current_state("orders") == {"next": 5}
     assert execute_run(create_run("orders").id).status == "succeeded"
     assert warehouse_rows(tributary, "SELECT count(*), count(DISTINCT id) FROM orders") == [(10, 10)]
+
+
+def test_a_run_settled_by_another_process_while_it_ran_is_not_loaded_here(tributary):
+    """The fence: recovery elsewhere judged this process dead (a stale heartbeat) and failed the
+    run, which its retry will load; the script ending here afterwards loads nothing."""
+    import threading
+
+    from sqlmodel import update
+
+    from common.settings import get_settings
+    from core.bootstrap import execute_run
+    from core.feeds import FeedSpec, create_feed
+    from core.runs import create_run, get_run
+    from storage.db import session_scope
+    from storage.models import Run
+    from tests.helpers import table_exists, wait_until
+
+    script = ("import os, time\nfrom lib import outputStream\n"
+              "outputStream.write({'id': 1})\n"
+              "while not os.path.exists('release-me'):\n    time.sleep(0.05)\n")
+    create_feed(FeedSpec(name="fenced", script=script))
+    run = create_run("fenced")
+    worker = threading.Thread(target=execute_run, args=(run.id,))
+    worker.start()
+    try:
+        wait_until(lambda: get_run(run.id).status == "running", 30, "the run did not start")
+        with session_scope() as session:  # what recovery in another process does
+            session.execute(update(Run).where(Run.id == run.id).values(
+                status="failed", worker="elsewhere:1", error="interrupted: its worker stopped answering"))
+    finally:
+        (get_settings().work_root / run.id / "release-me").touch()
+        worker.join(60)
+    ended = get_run(run.id)
+    assert (ended.status, ended.error) == ("failed", "interrupted: its worker stopped answering")
+    assert not table_exists(tributary, "fenced")
