@@ -594,6 +594,8 @@ class RunExecutor:
         fault_point("script_running")
         with self._lock:
             self._handles[run.id] = handle
+        with suppress(Exception):  # recovery's means to kill it if this process dies; best effort
+            _update(run.id, sandbox_ref=handle.sandbox_ref())
         done = threading.Event()
         watcher = threading.Thread(target=_watch_for_cancel, args=(run.id, handle, done), daemon=True)
         watcher.start()

@@ -125,6 +125,11 @@ class RunHandle(ABC):
     @abstractmethod
     def cancel(self) -> None: ...
 
+    def sandbox_ref(self) -> str | None:
+        """What a later process needs to kill this script's sandbox if this process dies
+        (`pgid:N`, `container:ID`), recorded on the run; None where nothing can outlive it."""
+        return None
+
 
 class Runner(ABC):
     name: str = ""

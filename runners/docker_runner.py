@@ -181,6 +181,9 @@ class DockerHandle(RunHandle):
         self._timer.start()
         self._watch = WorkDirWatch(job.work_dir, settings.work_dir_limit_mb, self._kill)
 
+    def sandbox_ref(self) -> str:
+        return f"container:{self._id}"
+
     def _emit(self, raw: bytes) -> None:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
         self._on_log(mask(line, self._job.secrets))

@@ -145,6 +145,9 @@ class SubprocessHandle(RunHandle):
         self._reader.start()
         self._watch = WorkDirWatch(job.work_dir, work_dir_limit_mb, self._kill_group)
 
+    def sandbox_ref(self) -> str:
+        return f"pgid:{self._process.pid}"  # its own session: the group holds all it started
+
     def _pump(self) -> None:
         stream = self._process.stdout
         try:

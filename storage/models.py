@@ -91,6 +91,8 @@ class Run(SQLModel, table=True):
     # A run's own options (core/runs.py RunOptions): a backfill's starting state and whether
     # it becomes current, or a full refresh (from {}, replacing the table at the commit).
     options: Optional[dict] = Field(default=None, sa_column=Column(JSON))
+    # What kills the run's sandbox if its process dies (runners/leftovers.py): pgid:N, container:ID.
+    sandbox_ref: Optional[str] = Field(default=None, max_length=100)
 
 
 class ActiveRun(SQLModel, table=True):

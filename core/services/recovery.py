@@ -36,9 +36,11 @@ from typing import Callable
 from sqlmodel import select, update
 
 from common.process import died, worker_id
+from common.settings import get_settings
 from core.execution import counted, holding, partial_commit_error
 from core.heartbeat import stale, stale_after_s
 from core.services.loop import LoopService
+from runners.leftovers import kill_left_sandbox
 from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
                        remove_left_work_dirs, remove_work_dirs)
 from storage.db import session_scope
@@ -71,11 +73,14 @@ def recover_interrupted_runs(destinations: Callable = get_destination) -> list[s
     """Settle the runs of dead processes (see the module docstring); the ids of those settled."""
     now = utcnow()
     with session_scope() as session:
-        left = [(run.id, run.status, run.worker, run.pending_outcome is not None, run.heartbeat_at)
+        left = [(run.id, run.status, run.worker, run.pending_outcome is not None, run.heartbeat_at, run.sandbox_ref)
                 for run in session.exec(select(Run).where(Run.status.in_(ACTIVE_STATUSES))).all()
                 if _left_by_dead_process(run, now)]
     recovered = []
-    for run_id, status, worker, pending, heartbeat_at in left:
+    for run_id, status, worker, pending, heartbeat_at, sandbox_ref in left:
+        if _on_this_host(worker):  # a script must not write on while its run is settled and retried
+            with suppress(Exception):
+                kill_left_sandbox(sandbox_ref, get_settings().work_root / run_id)
         lease = _Lease(worker, heartbeat_at, now)
         try:
             settled = (_reconcile(run_id, status, lease, destinations) if pending
