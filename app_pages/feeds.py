@@ -4,6 +4,7 @@ Run now, Test, Edit, Pause/Resume and Delete. A run started here shows its log l
 import streamlit as st
 
 from app_pages.parts.common import flash, show_flash, status_badge, when
+from app_pages.parts.live_refresh import keep_up_to_date
 from app_pages.parts.run_panel import render_run_log
 from app_pages.parts.test_panel import render_live_logs, render_result
 from app_pages.parts.trigger_webhook import show_new_tokens
@@ -148,6 +149,7 @@ def tested_feed() -> None:
 title, new = st.columns([5, 1], vertical_alignment="bottom")
 title.title("Feeds", anchor=False)
 new.page_link("app_pages/new_feed.py", label="New feed", icon=":material/add_circle:")
+keep_up_to_date("feeds")  # a run a schedule or a webhook starts shows up without a click
 show_flash()
 show_new_tokens()  # a webhook token a SAVE just generated: the one time it can be seen
 if "feeds:error" in st.session_state:
