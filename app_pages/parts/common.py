@@ -27,6 +27,14 @@ def status_badge(status: str) -> None:
     st.badge(status, icon=STATUS_ICONS.get(status), color=STATUS_COLORS.get(status, "gray"))
 
 
+def breakable(name: str) -> str:
+    """A name that wraps at its separators (orders_daily_eu -> orders_ / daily_ / eu) rather than
+    mid-word when its column is narrow: a zero-width space after each _ - . /"""
+    for separator in "_-./":
+        name = name.replace(separator, separator + "\u200b")
+    return name
+
+
 def count_of(number: int, noun: str) -> str:
     """'1 record', '2 records'."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"

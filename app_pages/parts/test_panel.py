@@ -82,7 +82,7 @@ def _preview(summary: dict) -> None:
     took.metric("Duration", f"{summary.get('duration_s', 0):.2f} s")
     json_tab, table_tab = st.tabs(["JSON", "TABULAR"])
     with json_tab:
-        st.json(records, expanded=2)
+        st.container(height=360).json(records, expanded=2)  # a fixed height: Load Type and Feed Name stay near
     with table_tab:
         st.dataframe(records_frame(records), hide_index=True)
     st.markdown("**Metadata saved by the script**")
