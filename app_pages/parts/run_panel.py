@@ -57,7 +57,7 @@ def render_run_log(run_id: str, key: str, summary: bool = True) -> None:
         with badge:
             status_badge(run.status)
         numbers.caption(run_summary_line(run))
-    st.code(_tail(_log_text(run_id)) or "(empty log)", language=None)
+    st.code(_tail(_log_text(run_id)) or "(empty log)", language=None, wrap_lines=True)
 
 
 @st.fragment(run_every="1s")
@@ -75,7 +75,7 @@ def _live(run_id: str, key: str) -> None:
     text, lines, earlier = _log_state(run_id)
     st.caption(f"over {lines} log lines so far ({size_text(run_log_size(run_id))})" if earlier
                else f"{lines} log lines so far")
-    st.code(_tail(text) or "(waiting for output)", language=None)
+    st.code(_tail(text) or "(waiting for output)", language=None, wrap_lines=True)
     if run.status not in ACTIVE_STATUSES:
         st.rerun()  # the whole page: statuses, records and the final log
 

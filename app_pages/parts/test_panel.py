@@ -36,7 +36,7 @@ def _live_logs(owner_key: str) -> None:
         session.stop()
     refresh.button("", icon=":material/refresh:", key=f"{owner_key}:refresh-logs", help="Refresh the logs now")
     lines = session.lines()
-    st.code("\n".join(lines[-LIVE_LOG_LINES:]) or "(no output yet)", language=None)
+    st.code("\n".join(lines[-LIVE_LOG_LINES:]) or "(no output yet)", language=None, wrap_lines=True)
     if not session.running:
         st.rerun()
 
@@ -59,7 +59,7 @@ def render_result(summary: dict, script: str | None = None) -> None:
         _error_location(summary.get("error_line"), script)
     lines = len(summary.get("logs") or [])
     with st.expander(f"Logs ({count_of(lines, 'line')})", expanded=not summary.get("ok")):
-        st.code("\n".join(summary.get("logs") or []) or "(no output)", language=None)
+        st.code("\n".join(summary.get("logs") or []) or "(no output)", language=None, wrap_lines=True)
     if summary.get("ok") or summary.get("records"):
         _preview(summary)
 
