@@ -66,7 +66,7 @@ def _close_new() -> None:
 @st.dialog("New connection", on_dismiss=_close_new)
 def _new_connection_dialog(tag: str) -> None:
     name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=NAME_MAX,
-                         help=f"1-{NAME_MAX} letters and digits, e.g. SalesApi")
+                         help=f"1-{NAME_MAX} letters, digits and underscores, e.g. sales_api")
     for _, message in connection_name_problems(name or "") if name else []:
         st.caption(f":red[:material/close: Connection name {message}]")
     auth_type = st.radio("Authentication type", list(AUTH_TYPES), format_func=AUTH_TYPES.get, key="newconn:auth",

@@ -260,7 +260,7 @@ def test_dependencies_become_tags_with_tab_or_enter(page, server):
     tags = page.get_by_test_id("stMultiSelect").filter(has_text="Install Dependency")
     expect(tags).to_contain_text("requests>=2.32")
     expect(tags).to_contain_text("not a package!")
-    expect(page.get_by_text("is not a valid requirement specifier").first).to_be_visible()
+    expect(page.get_by_text("is not a package pip can install").first).to_be_visible()
 
 
 def draft_at_trigger_stage(server, monkeypatch, name: str) -> str:

@@ -24,8 +24,8 @@ def stored_secrets(name: str) -> dict:
 
 
 @pytest.mark.parametrize(("name", "message"), [
-    ("", "Connection name is required (1-50 alphanumeric characters)"),
-    ("sales-api", "Connection name may contain only letters and digits (A-Z, a-z, 0-9)"),
+    ("", "Connection name is required (1-50 letters, digits and underscores)"),
+    ("sales-api", "Connection name may contain only letters, digits and underscores (A-Z, a-z, 0-9, _)"),
 ])
 def test_the_new_connection_dialog_checks_the_name(app, name, message):
     at = app("connections")
