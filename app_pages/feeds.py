@@ -80,8 +80,10 @@ def filters() -> tuple[str, list[str], list[str]]:
     return name or "", chosen_tags, chosen_statuses
 
 
-COLUMNS = [2.6, 2.1, 1.6, 1.2, 1.4, 2.1]
-HEADERS = ["Feed", "Last run (UTC)", "Next run", "Last run records", "Tags", ""]
+# From 1024 px up (a main area of about 560 px): the name wraps at its separators, a status
+# badge fits its column, Run now keeps its label (the ⋮ button goes below it when narrow).
+COLUMNS = [3, 2.2, 1.5, 1.2, 2.6]
+HEADERS = ["Feed", "Last run (UTC)", "Next run", "Last run records", ""]
 
 
 def more_key(name: str) -> str:
@@ -109,7 +111,10 @@ def _pause_from_more(name: str, paused: bool) -> None:
 
 def feed_row(row: FeedRow) -> None:
     cells = st.columns(COLUMNS, vertical_alignment="center")
-    cells[0].markdown(f"**{breakable(row.name)}**" + (f"  \n:gray[{breakable(row.connection)}]" if row.connection else ""))
+    about = [f":material/key: {breakable(row.connection)}"] if row.connection else []
+    about += [f":material/sell: {', '.join(row.tags)}"] if row.tags else []
+    cells[0].markdown(f"**{breakable(row.name)}**" + (f"  \n:gray[{' · '.join(about)}]" if about else ""),
+                      unsafe_allow_html=True)  # names are letters, digits and _ (core/validation.py)
     with cells[1]:
         with st.container(horizontal=True, gap="small"):
             status_badge(row.status)
@@ -118,8 +123,7 @@ def feed_row(row: FeedRow) -> None:
         st.caption(when(row.last_run_at, seconds=False).removesuffix(" UTC"))
     cells[2].write(row.next_run)
     cells[3].write("—" if row.records_loaded is None else f"{row.records_loaded:,}")
-    cells[4].write(", ".join(row.tags) or "—")
-    with cells[5], st.container(horizontal=True, gap="small", vertical_alignment="center"):
+    with cells[4], st.container(horizontal=True, gap="small", vertical_alignment="center"):
         if st.button("Run now", icon=":material/play_arrow:", key=f"feeds:run:{row.name}", type="primary",
                      disabled=row.active, help="A run is in progress" if row.active else None):
             run_now(row.name)
@@ -167,7 +171,7 @@ def tested_feed() -> None:
             render_result(summarise_test(session))
 
 
-title, new = st.columns([5, 1], vertical_alignment="bottom")
+title, new = st.columns([4, 1.4], vertical_alignment="bottom")
 title.title("Feeds", anchor=False)
 new.page_link("app_pages/new_feed.py", label="New feed", icon=":material/add_circle:")
 keep_up_to_date("feeds")  # a run a schedule or a webhook starts shows up without a click

@@ -4,6 +4,7 @@ the state before and after, the trigger and the webhook payload that started it,
 the result per destination, the error, and what its watchers were sent.
 The page redraws itself when a run changes (see parts/live_refresh.py)."""
 
+import json
 import zlib
 
 import pandas as pd
@@ -63,9 +64,8 @@ def runs_table(runs, waiting: dict, shown: str | None) -> str | None:
     event = st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(runs)), key=key,
                          on_select="rerun", selection_mode="single-row",
                          selection_default={"selection": {"rows": [ids.index(shown)] if shown in ids else []}},
-                         column_config={"Run": st.column_config.TextColumn(width="small"),
-                                        "Status": st.column_config.TextColumn(width="small"),
-                                        "Records loaded": st.column_config.NumberColumn(width="small")})
+                         column_config={"Run": st.column_config.TextColumn(width="medium"),
+                                        "Status": st.column_config.TextColumn(width="small")})
     st.caption("Click a row to see that run.")
     rows = list(event.selection.rows)
     seen, st.session_state[SEEN] = st.session_state.get(SEEN, (key, rows)), (key, rows)
@@ -74,13 +74,16 @@ def runs_table(runs, waiting: dict, shown: str | None) -> str | None:
     return ids[rows[0]] if rows and rows[0] < len(ids) else None
 
 
+def json_height(value) -> int:
+    """A box for a JSON value: as tall as its lines, at most 280 px (then it scrolls)."""
+    return min(280, 48 + 24 * len(json.dumps(value, indent=2).splitlines()))
+
+
 def facts(run) -> None:
     st.subheader(f"Run {run.id}", anchor=False)
-    badge, about = st.columns([1, 5], vertical_alignment="center")
-    with badge:
-        status_badge(run.status)
     retry = f" (retry of {run.parent_run_id})" if run.parent_run_id else ""
-    about.caption(f"Feed **{run.feed_name}** · trigger {run.trigger} · attempt {run.attempt}{retry} · "
+    status_badge(run.status)  # above the facts: never squeezed into a narrow column
+    st.caption(f"Feed **{run.feed_name}** · trigger {run.trigger} · attempt {run.attempt}{retry} · "
                   f"started {when(run.started_at)}")
     took, written, loaded = st.columns(3)
     took.metric("Duration", duration(run_seconds(run)))
@@ -93,7 +96,7 @@ def trigger(run) -> None:
     if run.trigger == "webhook" or run.trigger_payload:
         st.markdown("**Webhook payload**")
         if run.trigger_payload:
-            with st.container(height=240):
+            with st.container(height=json_height(run.trigger_payload)):
                 st.json(run.trigger_payload)
         else:
             st.caption("The webhook call carried no payload.")
@@ -114,11 +117,11 @@ def states(run) -> None:
     before, after = st.columns(2)
     with before:
         st.markdown("**State before**")
-        with st.container(height=240):
+        with st.container(height=json_height(run.state_before or {})):
             st.json(run.state_before or {})
     with after:
         st.markdown("**State after**")
-        with st.container(height=240):
+        with st.container(height=json_height(run.state_after or {})):
             st.json(run.state_after or {})
 
 

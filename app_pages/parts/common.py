@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -28,10 +29,12 @@ def status_badge(status: str) -> None:
 
 
 def breakable(name: str) -> str:
-    """A name that wraps at its separators (orders_daily_eu -> orders_ / daily_ / eu) rather than
-    mid-word when its column is narrow: a zero-width space after each _ - . /"""
+    """A name (as HTML, for st.markdown with unsafe_allow_html) that wraps at its separators
+    (orders_daily_eu -> orders_ / daily_ / eu) rather than mid-word when its column is narrow:
+    a <wbr> after each _ - . / , which copying the name leaves out."""
+    name = html.escape(name)
     for separator in "_-./":
-        name = name.replace(separator, separator + "\u200b")
+        name = name.replace(separator, separator + "<wbr>")
     return name
 
 

@@ -53,10 +53,9 @@ def render_run_log(run_id: str, key: str, summary: bool = True) -> None:
         _live(run_id, key)
         return
     if summary:
-        badge, numbers = st.columns([1, 6], vertical_alignment="center")
-        with badge:
+        with st.container(horizontal=True, vertical_alignment="center"):
             status_badge(run.status)
-        numbers.caption(run_summary_line(run))
+            st.caption(run_summary_line(run), width="content")
     st.code(_tail(_log_text(run_id)) or "(empty log)", language=None, wrap_lines=True)
 
 
