@@ -1,7 +1,7 @@
 """The app as a data scientist lives in it, in a real browser: a connection created in stage 1
 is still chosen after a reload; walking through the stages of Edit feed is no unsaved change;
 Stop ends a running test; a run a webhook started appears on Feeds without a click; a click
-on a row of Runs opens that run. Screenshots of Feeds and Runs at 1024 px and 1440 px wide go
+on a row of Runs opens that run; Delete closes the ⋮ menu behind its dialog. Screenshots of Feeds and Runs at 1024 px and 1440 px wide go
 to a temporary folder, or to TRIBUTARY_SCREENSHOT_DIR."""
 
 from __future__ import annotations
@@ -147,3 +147,21 @@ def test_a_webhook_run_appears_on_feeds_without_a_click_and_a_row_click_opens_it
         page.set_viewport_size({"width": width, "height": 900})
         wait_until_idle(page)
         shot(page, shots, f"runs-{width}.png")
+
+
+def test_delete_closes_the_more_actions_popover_behind_its_dialog(page, server, store):
+    from playwright.sync_api import expect
+
+    from core.feeds import FeedSpec, create_feed
+
+    create_feed(FeedSpec(name="doomed_feed", script="from lib import outputStream\n"))
+    open_page(page, server, "/")
+    feed_row(page, "doomed_feed").get_by_role("button", name=re.compile("more_vert")).click()
+    menu = page.get_by_test_id("stPopoverBody")
+    expect(menu.get_by_role("button", name="Edit")).to_be_visible()
+    menu.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Delete the feed doomed_feed and its run history?")).to_be_visible()
+    expect(page.get_by_test_id("stPopoverBody")).to_have_count(0)  # the menu closed behind the dialog
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
