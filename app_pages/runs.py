@@ -92,7 +92,8 @@ def facts(run) -> None:
 
 
 def trigger(run) -> None:
-    st.markdown(f"**Trigger:** {run.trigger}" + (f" (schedule fire {when(run.scheduled_for)})" if run.scheduled_for else ""))
+    fire = f" (schedule fire {when(run.scheduled_for)})" if run.scheduled_for else ""
+    st.markdown(f"**Trigger:** {run.trigger}{fire}")
     if run.trigger == "webhook" or run.trigger_payload:
         st.markdown("**Webhook payload**")
         if run.trigger_payload:

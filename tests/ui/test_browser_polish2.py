@@ -1,8 +1,9 @@
 """The app as a data scientist lives in it, in a real browser: a connection created in stage 1
 is still chosen after a reload; walking through the stages of Edit feed is no unsaved change;
 Stop ends a running test; a run a webhook started appears on Feeds without a click; a click
-on a row of Runs opens that run; Delete closes the ⋮ menu behind its dialog. Screenshots of Feeds and Runs at 1024 px and 1440 px wide go
-to a temporary folder, or to TRIBUTARY_SCREENSHOT_DIR."""
+on a row of Runs opens that run; Delete closes the ⋮ menu behind its dialog. Screenshots of
+Feeds and Runs at 1024 px and 1440 px wide go to a temporary folder, or to
+TRIBUTARY_SCREENSHOT_DIR."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tests.ui.test_browser import browser, enter, open_page, page, server, shot,
 pytestmark = pytest.mark.browser
 
 SLOW_TEST = ["import time", "for i in range(120):", "print('tick', i, flush=True)", "time.sleep(0.25)"]
-HOOKED = "import time\nfrom lib import outputStream\nfor i in range(6):\n    outputStream.write({'i': i})\n    time.sleep(1.5)\n"
+HOOKED = ("import time\nfrom lib import outputStream\n"
+          "for i in range(6):\n    outputStream.write({'i': i})\n    time.sleep(1.5)\n")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 from core.bootstrap import start_run
 from core.feeds import FeedSpec, create_feed
 from core.runs import list_runs
+from tests.helpers import wait_until
 from tests.ui.conftest import texts
 
 ONE = "from lib import outputStream, metadata\noutputStream.write({'id': 1})\nmetadata.save({'seen': 1})\n"
@@ -41,7 +42,8 @@ def test_a_click_on_a_row_opens_that_run_and_there_is_no_run_dropdown(app):
 def test_the_run_view_shows_trigger_payload_attempts_state_destinations_and_deliveries(app):
     create_feed(FeedSpec(name="flaky", script=FAILING, retries=1, retry_backoff_s=600))
     first = start_run("flaky", trigger="webhook", payload={"order": 42, "why": "new order"}, wait=True)
-    [retry] = [r for r in list_runs("flaky") if r.parent_run_id == first.id]
+    [retry] = wait_until(lambda: [r for r in list_runs("flaky") if r.parent_run_id == first.id], 15,
+                         "no retry was queued")
     at = app("runs", run=first.id)
     page = texts(at)
     assert [t.label for t in at.tabs] == ["Log", "State", "Trigger", "Attempts", "Destinations", "Deliveries"]
