@@ -144,7 +144,7 @@ statuses = status_col.multiselect("Status", [s for s in STATUS_CHOICES if s not 
                                   key="runs:status", placeholder="Any status")
 runs = [r for r in list_runs(feed or None, limit=200) if not statuses or r.status in statuses]
 
-if not runs and not requested_run:
+if not runs and not requested_run and not (feed or statuses):
     st.info("No runs yet. Start one with Run now on the Feeds page.")
     st.stop()
 

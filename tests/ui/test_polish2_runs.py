@@ -8,7 +8,7 @@ from core.bootstrap import start_run
 from core.feeds import FeedSpec, create_feed
 from core.runs import list_runs
 from tests.helpers import wait_until
-from tests.ui.conftest import texts
+from tests.ui.conftest import labelled, texts
 
 ONE = "from lib import outputStream, metadata\noutputStream.write({'id': 1})\nmetadata.save({'seen': 1})\n"
 FAILING = "from lib import outputStream\nraise KeyError('cursor')\n"
@@ -67,3 +67,13 @@ def test_a_succeeded_run_shows_its_destinations_and_state(app):
     assert len(destinations) >= 1
     assert "The only attempt: no retry." in texts(at)
     assert "**Trigger:** manual" in texts(at)
+
+
+def test_filters_that_match_no_run_say_so_and_keep_the_run_on_screen(app):
+    create_feed(FeedSpec(name="orders", script=ONE))
+    run = start_run("orders", wait=True)
+    at = app("runs", run=run.id)
+    labelled(at.multiselect, "Status").set_value(["failed"]).run()
+    assert "No run matches these filters." in texts(at)
+    assert "No runs yet" not in texts(at)
+    assert at.subheader[0].value == f"Run {run.id}"
