@@ -86,12 +86,17 @@ COLUMNS = [3, 2.2, 1.5, 1.2, 2.6]
 HEADERS = ["Feed", "Last run (UTC)", "Next run", "Last run records", ""]
 
 
+MORE_GENERATION = "feeds:more-generation"
+
+
 def more_key(name: str) -> str:
-    return f"feeds:more:{name}"
+    return f"feeds:more:{name}:{st.session_state.get(MORE_GENERATION, 0)}"
 
 
 def _close_more(name: str) -> None:
-    st.session_state[more_key(name)] = False  # the popover closes behind what its action opens
+    """The popover closes behind what its action opens: under a new key it is a new popover,
+    drawn closed (the browser keeps an open popover open across reruns)."""
+    st.session_state[MORE_GENERATION] = st.session_state.get(MORE_GENERATION, 0) + 1
 
 
 def _ask_delete(name: str) -> None:
@@ -128,8 +133,7 @@ def feed_row(row: FeedRow) -> None:
                      disabled=row.active, help="A run is in progress" if row.active else None):
             run_now(row.name)
             st.rerun()
-        with st.popover("", icon=":material/more_vert:", help="More actions", key=more_key(row.name),
-                        on_change="rerun"):
+        with st.popover("", icon=":material/more_vert:", help="More actions", key=more_key(row.name)):
             st.button("Test", icon=":material/science:", key=f"feeds:test:{row.name}", width="stretch",
                       on_click=_test_from_more, args=(row.name,))
             if st.button("Edit", icon=":material/edit:", key=f"feeds:edit:{row.name}", width="stretch"):
