@@ -53,10 +53,11 @@ def runs_table(runs, waiting: dict, shown: str | None) -> str | None:
     """The runs, one a row; a click on a row returns that run's id (None without a new click).
     The run shown is kept by id, so it stays shown when new runs push the rows down."""
     ids = [r.id for r in runs]
+    # What a user scans first comes first (at 1024 px the right end scrolls); the run id last.
     table = pd.DataFrame([{
-        "Run": r.id, "Feed": r.feed_name, "Status": r.status, "Trigger": r.trigger,
-        "Started": when(r.started_at or r.created_at), "Duration": duration(run_seconds(r)),
-        "Records loaded": r.records_loaded, **({"Waiting for": waiting.get(r.id, "")} if waiting else {}),
+        "Feed": r.feed_name, "Status": r.status, "Started": when(r.started_at or r.created_at),
+        "Duration": duration(run_seconds(r)), "Records loaded": r.records_loaded, "Trigger": r.trigger,
+        **({"Waiting for": waiting.get(r.id, "")} if waiting else {}), "Run": r.id,
     } for r in runs])
     # A new key when the rows change (a filter, a new run): the table then shows the run on
     # screen as selected, wherever its row is now.
