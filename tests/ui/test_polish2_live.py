@@ -34,7 +34,7 @@ def test_feeds_keeps_the_marker_it_was_drawn_with_and_a_webhook_run_shows_up(app
     assert change_marker() != at.session_state["feeds:change-marker"]  # the next poll redraws the page
     at.run()
     assert status_badges(at)[0] in ("queued", "running")
-    assert at.session_state["feeds:change-marker"] == change_marker()
+    assert active_count(at.session_state["feeds:change-marker"]) == 1  # drawn with the run active: polls fast
     cancel_run(run.id)
     assert wait_for_run(run.id, timeout_s=30).status == "cancelled"
     at.run()
