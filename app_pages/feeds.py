@@ -3,7 +3,8 @@ Run now, Test, Edit, Pause/Resume and Delete. A run started here shows its log l
 
 import streamlit as st
 
-from app_pages.parts.common import flash, show_flash, status_badge, when
+from app_pages.parts.common import breakable, flash, show_flash, status_badge, when
+from app_pages.parts.live_refresh import keep_up_to_date
 from app_pages.parts.run_panel import render_run_log
 from app_pages.parts.test_panel import render_live_logs, render_result
 from app_pages.parts.trigger_webhook import show_new_tokens
@@ -79,40 +80,69 @@ def filters() -> tuple[str, list[str], list[str]]:
     return name or "", chosen_tags, chosen_statuses
 
 
-COLUMNS = [2.4, 1.4, 1.9, 1.4, 1, 1.5, 2.4]
-HEADERS = ["Feed", "Last run", "Last run time (UTC)", "Next run", "Records", "Tags", ""]
+# From 1024 px up (a main area of about 560 px): the name wraps at its separators, a status
+# badge fits its column, Run now keeps its label (the ⋮ button goes below it when narrow).
+COLUMNS = [3, 2.2, 1.5, 1.2, 2.6]
+HEADERS = ["Feed", "Last run (UTC)", "Next run", "Last run records", ""]
+
+
+MORE_GENERATION = "feeds:more-generation"
+
+
+def more_key(name: str) -> str:
+    return f"feeds:more:{name}:{st.session_state.get(MORE_GENERATION, 0)}"
+
+
+def _close_more(name: str) -> None:
+    """The popover closes behind what its action opens: under a new key it is a new popover,
+    drawn closed (the browser keeps an open popover open across reruns)."""
+    st.session_state[MORE_GENERATION] = st.session_state.get(MORE_GENERATION, 0) + 1
+
+
+def _ask_delete(name: str) -> None:
+    _close_more(name)
+    st.session_state[DELETE_DIALOG] = name  # the dialog opens outside the popover, below
+
+
+def _test_from_more(name: str) -> None:
+    _close_more(name)
+    test_now(name)
+
+
+def _pause_from_more(name: str, paused: bool) -> None:
+    _close_more(name)
+    set_paused(name, paused)
 
 
 def feed_row(row: FeedRow) -> None:
     cells = st.columns(COLUMNS, vertical_alignment="center")
-    cells[0].markdown(f"**{row.name}**" + (f"  \n:gray[{row.connection}]" if row.connection else ""))
+    about = [f":material/key: {breakable(row.connection)}"] if row.connection else []
+    about += [f":material/sell: {', '.join(row.tags)}"] if row.tags else []
+    cells[0].markdown(f"**{breakable(row.name)}**" + (f"  \n:gray[{' · '.join(about)}]" if about else ""),
+                      unsafe_allow_html=True)  # names are letters, digits and _ (core/validation.py)
     with cells[1]:
-        status_badge(row.status)
-        if row.paused:
-            status_badge("paused")
-    cells[2].write(when(row.last_run_at, seconds=False).removesuffix(" UTC"))
-    cells[3].write(row.next_run)
-    cells[4].write("—" if row.records_loaded is None else f"{row.records_loaded:,}")
-    cells[5].write(", ".join(row.tags) or "—")
-    with cells[6]:
-        run, more = st.columns([3, 1])
-        if run.button("Run now", icon=":material/play_arrow:", key=f"feeds:run:{row.name}", type="primary",
-                      disabled=row.active, help="A run is in progress" if row.active else None):
+        with st.container(horizontal=True, gap="small"):
+            status_badge(row.status)
+            if row.paused:
+                status_badge("paused")
+        st.caption(when(row.last_run_at, seconds=False).removesuffix(" UTC"))
+    cells[2].write(row.next_run)
+    cells[3].write("—" if row.records_loaded is None else f"{row.records_loaded:,}")
+    with cells[4], st.container(horizontal=True, gap="small", vertical_alignment="center"):
+        if st.button("Run now", icon=":material/play_arrow:", key=f"feeds:run:{row.name}", type="primary",
+                     disabled=row.active, help="A run is in progress" if row.active else None):
             run_now(row.name)
             st.rerun()
-        with more.popover("", icon=":material/more_vert:", help="More actions"):
-            if st.button("Test", icon=":material/science:", key=f"feeds:test:{row.name}", width="stretch"):
-                test_now(row.name)
-                st.rerun()
+        with st.popover("", icon=":material/more_vert:", help="More actions", key=more_key(row.name)):
+            st.button("Test", icon=":material/science:", key=f"feeds:test:{row.name}", width="stretch",
+                      on_click=_test_from_more, args=(row.name,))
             if st.button("Edit", icon=":material/edit:", key=f"feeds:edit:{row.name}", width="stretch"):
                 st.switch_page("app_pages/edit_feed.py", query_params={"feed": row.name})
             label, icon = ("Resume", ":material/play_circle:") if row.paused else ("Pause", ":material/pause_circle:")
-            if st.button(label, icon=icon, key=f"feeds:pause:{row.name}", width="stretch"):
-                set_paused(row.name, not row.paused)
-                st.rerun()
-            if st.button("Delete", icon=":material/delete:", key=f"feeds:delete:{row.name}", width="stretch"):
-                st.session_state[DELETE_DIALOG] = row.name
-                st.rerun()
+            st.button(label, icon=icon, key=f"feeds:pause:{row.name}", width="stretch",
+                      on_click=_pause_from_more, args=(row.name, not row.paused))
+            st.button("Delete", icon=":material/delete:", key=f"feeds:delete:{row.name}", width="stretch",
+                      on_click=_ask_delete, args=(row.name,))
 
 
 def watched_run() -> None:
@@ -145,9 +175,10 @@ def tested_feed() -> None:
             render_result(summarise_test(session))
 
 
-title, new = st.columns([5, 1], vertical_alignment="bottom")
+title, new = st.columns([4, 1.4], vertical_alignment="bottom")
 title.title("Feeds", anchor=False)
 new.page_link("app_pages/new_feed.py", label="New feed", icon=":material/add_circle:")
+keep_up_to_date("feeds")  # a run a schedule or a webhook starts shows up without a click
 show_flash()
 show_new_tokens()  # a webhook token a SAVE just generated: the one time it can be seen
 if "feeds:error" in st.session_state:

@@ -23,7 +23,7 @@ REJECTS_SUFFIX = "__rejected"
 RESERVED_PREFIX = "_tributary"
 AUTH_TYPES = {"none": "No Auth", "basic": "Basic Auth", "custom": "Custom Auth"}
 
-_ALNUM = re.compile(r"^[A-Za-z0-9]+$")
+_CONNECTION_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 _FEED_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 # Column names a primary key may use: what the loader can quote safely in every warehouse.
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ \-]{0,127}$")
@@ -32,10 +32,10 @@ _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ \-]{0,127}$")
 def connection_name_problems(name: str) -> list[tuple[str, str]]:
     field = "connection name"
     if not name:
-        return [(field, "is required (1-50 alphanumeric characters)")]
+        return [(field, "is required (1-50 letters, digits and underscores)")]
     problems = []
-    if not _ALNUM.match(name):
-        problems.append((field, "may contain only letters and digits (A-Z, a-z, 0-9)"))
+    if not _CONNECTION_CHARS.match(name):
+        problems.append((field, "may contain only letters, digits and underscores (A-Z, a-z, 0-9, _)"))
     if len(name) > NAME_MAX:
         problems.append((field, f"must be at most {NAME_MAX} characters (got {len(name)})"))
     return problems
@@ -91,7 +91,8 @@ def dependency_problems(dependencies: list[str]) -> list[tuple[str, str]]:
         try:
             Requirement(text)
         except InvalidRequirement as exc:
-            problems.append(("dependencies", f"{text!r} is not a valid requirement specifier ({exc})"))
+            problems.append(("dependencies", f"{text!r} is not a package pip can install: write a package name, "
+                             "optionally with a version, e.g. requests or requests>=2.31 or pandas==2.2.*"))
     return problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime, timezone
 
 import streamlit as st
@@ -25,6 +26,16 @@ def owner() -> str:
 
 def status_badge(status: str) -> None:
     st.badge(status, icon=STATUS_ICONS.get(status), color=STATUS_COLORS.get(status, "gray"))
+
+
+def breakable(name: str) -> str:
+    """A name (as HTML, for st.markdown with unsafe_allow_html) that wraps at its separators
+    (orders_daily_eu -> orders_ / daily_ / eu) rather than mid-word when its column is narrow:
+    a <wbr> after each _ - . / , which copying the name leaves out."""
+    name = html.escape(name)
+    for separator in "_-./":
+        name = name.replace(separator, separator + "<wbr>")
+    return name
 
 
 def count_of(number: int, noun: str) -> str:

@@ -2,8 +2,9 @@
 CONNECTION dialog (name and auth type first), the parameters of each auth type, the masked
 view of a saved connection with its edit form, and deletion with confirmation.
 
-Secrets are never shown back: a saved password, header value or JSON body appears as ****
-with a "Replace" switch, and a saved form starts afresh under new widget keys.
+Secrets are never shown back: a saved password, each header value and each field of the JSON
+body appears as **** beside its name, with its own "Replace" switch (and Remove); a saved form
+starts afresh under new widget keys. The JSON body is plain text (no editor completing words).
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import uuid
 
 import streamlit as st
-from streamlit_ace import st_ace
 
 from app_pages.parts.common import count_of, flash, forget_keys, sentence_start, show_problems
-from app_pages.view_models.connection_forms import header_problems, headers_from_rows, json_body_problem, new_connection_problems
+from app_pages.view_models.connection_forms import header_problems, json_body_problem, new_connection_problems
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
     DEFAULT_TOKEN_PATH,
@@ -26,6 +26,7 @@ from core.connections import (
     masked_view,
 )
 from core.connection_check import check_connection, feeds_using, needs_url
+from core.connection_fields import KEEP, body_fields, merged_over_stored
 from common.errors import Conflict, NotFound, TributaryError, ValidationError
 from common.secrets import MASK
 from core.validation import AUTH_TYPES, NAME_MAX, connection_name_problems
@@ -66,7 +67,7 @@ def _close_new() -> None:
 @st.dialog("New connection", on_dismiss=_close_new)
 def _new_connection_dialog(tag: str) -> None:
     name = st.text_input("Connection name", key="newconn:name", live=True, max_chars=NAME_MAX,
-                         help=f"1-{NAME_MAX} letters and digits, e.g. SalesApi")
+                         help=f"1-{NAME_MAX} letters, digits and underscores, e.g. sales_api")
     for _, message in connection_name_problems(name or "") if name else []:
         st.caption(f":red[:material/close: Connection name {message}]")
     auth_type = st.radio("Authentication type", list(AUTH_TYPES), format_func=AUTH_TYPES.get, key="newconn:auth",
@@ -163,11 +164,10 @@ def _custom_fields(prefix: str, name: str, existing: bool) -> tuple[ConnectionIn
     problems: list[tuple[str, str]] = []
     auth_url = st.text_input("Authorization URL", value=stored.get("auth_url", ""), key=f"{prefix}:auth-url",
                              placeholder="https://auth.example.com/oauth/token")
-    headers = _header_rows(prefix, stored.get("headers") or {})
-    if headers is not None:
-        problems += header_problems(headers)
-    body = _json_body(prefix, stored.get("body") is not None)
-    if body is not None:
+    rows = _header_rows(prefix, list(stored.get("headers") or {}))
+    problems += header_problems([(header, value or "") for header, value in rows])
+    body = _json_body(prefix, stored.get("body") is not None, body_fields(name) if existing else None)
+    if isinstance(body, str):
         problem = json_body_problem(body)
         if problem:
             problems.append(("JSON body", problem.message))
@@ -177,59 +177,91 @@ def _custom_fields(prefix: str, name: str, existing: bool) -> tuple[ConnectionIn
                                  help="Where the token is in the auth response, e.g. data.token")
     token_header = template.text_input("Token header", value=stored.get("token_header", DEFAULT_TOKEN_HEADER),
                                        key=f"{prefix}:token-header", help="Sent on every request; <token> is replaced")
+    headers = {header.strip(): value for header, value in rows if header.strip()}
+    if existing:  # the fields left as they were keep their stored values
+        headers, merged_body = merged_over_stored(name, headers, body if isinstance(body, dict) else None)
+        body = merged_body if isinstance(body, dict) else body
     data = ConnectionInput(auth_url=auth_url, token_path=token_path, token_header=token_header,
-                           headers=headers_from_rows(headers) if headers is not None else None, body=body)
+                           headers=headers, body=body)
     return data, problems
 
 
-def _header_rows(prefix: str, stored: dict) -> list[tuple[str, str]] | None:
-    """Headers as key/value rows. For stored headers the values show as **** until replaced;
-    None keeps the stored headers."""
-    st.markdown("**Headers** sent to the authorization URL")
-    if stored and not st.toggle("Replace headers", key=f"{prefix}:headers-replace"):
-        for header in stored:
-            st.text(f"{header}: {MASK}")
-        return None
-    rows_key = f"{prefix}:header-rows"
+def _masked_row(prefix: str, kind: str, field: str) -> str | None | bool:
+    """A stored secret field: its name and ****, a Replace switch and a Remove button. KEEP
+    (None) keeps the stored value, a string replaces it, False removes the field."""
+    removed_key = f"{prefix}:{kind}-removed"
+    shown, switch, remove = st.columns([3, 1.2, 0.6], vertical_alignment="center")
+    shown.text(f"{field}: {MASK}")
+    replace = switch.toggle("Replace", key=f"{prefix}:{kind}-replace:{field}")
+    if remove.button("", icon=":material/delete:", key=f"{prefix}:{kind}-remove:{field}", help=f"Remove {field}"):
+        st.session_state.setdefault(removed_key, []).append(field)
+        st.rerun()
+    if not replace:
+        return KEEP
+    return st.text_input(f"New value of {field}", type="password", key=f"{prefix}:{kind}-new:{field}") or ""
+
+
+def _new_rows(prefix: str, kind: str, name_label: str, placeholder: str, first_row: bool) -> list[tuple[str, str]]:
+    """Rows of a new field name and its (masked) value, with Remove and Add buttons."""
+    rows_key = f"{prefix}:{kind}-rows"
     if rows_key not in st.session_state:
-        st.session_state[rows_key] = [uuid.uuid4().hex[:6] for _ in (stored or [None])]
-        for row_id, header in zip(st.session_state[rows_key], stored):
-            st.session_state[f"{prefix}:h-name:{row_id}"] = header
+        st.session_state[rows_key] = [uuid.uuid4().hex[:6]] if first_row else []
     rows = []
     for row_id in list(st.session_state[rows_key]):
         key_col, value_col, remove_col = st.columns([2, 3, 0.6], vertical_alignment="bottom")
-        header = key_col.text_input("Header", key=f"{prefix}:h-name:{row_id}", placeholder="X-Client-Id")
-        value = value_col.text_input("Value", key=f"{prefix}:h-value:{row_id}", type="password")
-        if remove_col.button("", icon=":material/delete:", key=f"{prefix}:h-remove:{row_id}",
-                             help="Remove this header"):
+        field = key_col.text_input(name_label, key=f"{prefix}:{kind}-name:{row_id}", placeholder=placeholder)
+        value = value_col.text_input("Value", key=f"{prefix}:{kind}-value:{row_id}", type="password")
+        if remove_col.button("", icon=":material/delete:", key=f"{prefix}:{kind}-remove-row:{row_id}",
+                             help="Remove this row"):
             st.session_state[rows_key].remove(row_id)
             st.rerun()
-        rows.append((header or "", value or ""))
-    if st.button("Add header", icon=":material/add:", key=f"{prefix}:h-add"):
+        rows.append((field or "", value or ""))
+    if st.button(f"Add {name_label.lower()}", icon=":material/add:", key=f"{prefix}:{kind}-add"):
         st.session_state[rows_key].append(uuid.uuid4().hex[:6])
         st.rerun()
     return rows
 
 
-def _json_body(prefix: str, stored: bool) -> str | None:
+def _header_rows(prefix: str, stored: list[str]) -> list[tuple[str, str | None]]:
+    """Headers as name/value rows. A stored header shows its name with ****, and its value can
+    be replaced or the header removed on its own; a value KEEP (None) keeps the stored one."""
+    st.markdown("**Headers** sent to the authorization URL")
+    removed = st.session_state.get(f"{prefix}:h-removed", [])
+    rows: list[tuple[str, str | None]] = []
+    for header in stored:
+        if header not in removed:
+            rows.append((header, _masked_row(prefix, "h", header)))
+    return rows + _new_rows(prefix, "h", "Header", "X-Client-Id", first_row=not stored)
+
+
+def _json_body(prefix: str, stored: bool, fields: list[str] | None) -> str | dict | None:
+    """The JSON body: as text for a new connection (or to replace a stored one whole); a stored
+    object's fields show their names with ****, each replaceable or removable on its own
+    (returned as {field: KEEP or new text}). None keeps the stored body."""
     st.markdown("**JSON body** sent to the authorization URL")
-    if stored and not st.toggle(f"Replace body ({MASK})", key=f"{prefix}:body-replace"):
-        return None
-    text = st_ace(value="{\n  \n}", language="json", min_lines=5, max_lines=20, auto_update=True,
-                  key=f"{prefix}:body", annotations=_annotations(st.session_state.get(f"{prefix}:body")))
+    if stored and not st.toggle("Replace the whole body", key=f"{prefix}:body-replace"):
+        if fields is None:
+            st.text(f"(a JSON array) {MASK}")
+            return None
+        removed = st.session_state.get(f"{prefix}:b-removed", [])
+        body: dict = {}
+        for field in fields:
+            if field not in removed:
+                body[field] = _masked_row(prefix, "b", field)
+        added = _new_rows(prefix, "b", "Field", "client_secret", first_row=False)
+        body.update({field.strip(): value for field, value in added if field.strip()})
+        st.caption("A new value is sent as a JSON string; for numbers or nested objects, replace the whole body.")
+        if set(body) == set(fields) and all(value is KEEP for value in body.values()):
+            return None
+        return body
+    text = st.text_area("JSON body", key=f"{prefix}:body", height=140, label_visibility="collapsed",
+                        placeholder='{"client_id": "…", "client_secret": "…"}')
     problem = json_body_problem(text or "")
     if problem:
         st.caption(f":red[:material/close: JSON body {problem.message}]")
     elif (text or "").strip():
         st.caption(":green[:material/check: Valid JSON]")
     return text or ""
-
-
-def _annotations(text: str | None) -> list[dict]:
-    problem = json_body_problem(text or "")
-    if problem is None:
-        return []
-    return [{"row": problem.line - 1, "column": problem.column - 1, "type": "error", "text": problem.message}]
 
 
 # ---------------------------------------------------------------- saved connections

@@ -53,11 +53,10 @@ def render_run_log(run_id: str, key: str, summary: bool = True) -> None:
         _live(run_id, key)
         return
     if summary:
-        badge, numbers = st.columns([1, 6], vertical_alignment="center")
-        with badge:
+        with st.container(horizontal=True, vertical_alignment="center"):
             status_badge(run.status)
-        numbers.caption(run_summary_line(run))
-    st.code(_tail(_log_text(run_id)) or "(empty log)", language=None)
+            st.caption(run_summary_line(run), width="content")
+    st.code(_tail(_log_text(run_id)) or "(empty log)", language=None, wrap_lines=True)
 
 
 @st.fragment(run_every="1s")
@@ -75,7 +74,7 @@ def _live(run_id: str, key: str) -> None:
     text, lines, earlier = _log_state(run_id)
     st.caption(f"over {lines} log lines so far ({size_text(run_log_size(run_id))})" if earlier
                else f"{lines} log lines so far")
-    st.code(_tail(text) or "(waiting for output)", language=None)
+    st.code(_tail(text) or "(waiting for output)", language=None, wrap_lines=True)
     if run.status not in ACTIVE_STATUSES:
         st.rerun()  # the whole page: statuses, records and the final log
 

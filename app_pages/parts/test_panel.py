@@ -42,7 +42,7 @@ def _live_logs(owner_key: str) -> None:
         session.stop()
     refresh.button("", icon=":material/refresh:", key=f"{owner_key}:refresh-logs", help="Refresh the logs now")
     lines = session.lines()
-    st.code("\n".join(lines[-LIVE_LOG_LINES:]) or "(no output yet)", language=None)
+    st.code("\n".join(lines[-LIVE_LOG_LINES:]) or "(no output yet)", language=None, wrap_lines=True)
     if not session.running:
         st.rerun()
 
@@ -80,7 +80,7 @@ def render_result(summary: dict, script: str | None = None) -> None:
 def _logs(summary: dict) -> None:
     lines = len(summary.get("logs") or [])
     with st.expander(f"Logs ({count_of(lines, 'line')})", expanded=not summary.get("ok")):
-        st.code("\n".join(summary.get("logs") or []) or "(no output)", language=None)
+        st.code("\n".join(summary.get("logs") or []) or "(no output)", language=None, wrap_lines=True)
 
 
 def _requests(summary: dict) -> None:
@@ -212,7 +212,7 @@ def _preview(summary: dict) -> None:
     took.metric("Duration", f"{summary.get('duration_s', 0):.2f} s")
     json_tab, table_tab = st.tabs(["JSON", "TABULAR"])
     with json_tab:
-        st.json(records, expanded=2)
+        st.container(height=360).json(records, expanded=2)  # a fixed height: Load Type and Feed Name stay near
     with table_tab:
         st.dataframe(records_frame(records), hide_index=True)
     st.markdown("**Metadata saved by the script**")

@@ -60,7 +60,3 @@ def header_problems(rows: list[tuple[str, str]]) -> Problems:
         if name:
             seen.add(name.lower())
     return problems
-
-
-def headers_from_rows(rows: list[tuple[str, str]]) -> dict[str, str]:
-    return {name.strip(): value for name, value in rows if name.strip()}

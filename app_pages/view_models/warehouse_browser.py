@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from common.errors import TributaryError
+from core.feeds import list_feeds
 from core.runs import list_runs
 from common.settings import PROJECT_ROOT, get_settings
 from storage.destinations.duckdb import quote
@@ -148,9 +149,13 @@ def parquet_datasets() -> pd.DataFrame:
 
 
 def records_per_run(limit: int = 300) -> pd.DataFrame:
-    """Records loaded by each successful run, per feed, oldest first (for a chart)."""
-    runs = [r for r in list_runs(limit=limit, status="succeeded")]
+    """Records loaded by each successful run of the feeds that exist, oldest first (for a
+    chart): a deleted feed's runs are left out. `label` names the run on the chart's axis."""
+    feeds = {f.name for f in list_feeds()}
+    runs = [r for r in list_runs(limit=limit, status="succeeded") if r.feed_name in feeds]
     rows = [{"feed": r.feed_name, "run": r.id, "finished": r.finished_at or r.created_at,
              "records": r.records_loaded} for r in runs]
     frame = pd.DataFrame(rows, columns=["feed", "run", "finished", "records"])
-    return frame.sort_values("finished").reset_index(drop=True)
+    frame = frame.sort_values("finished").reset_index(drop=True)
+    frame["label"] = [f"{t:%m-%d %H:%M:%S} · {feed}" for t, feed in zip(frame["finished"], frame["feed"])]
+    return frame

@@ -30,7 +30,7 @@ def test_names_are_unique_and_validated(any_store):
     svc.create_connection("api", "none")
     with pytest.raises(Conflict, match="already taken"):
         svc.create_connection("api", "none")
-    with pytest.raises(ValidationError, match="only letters and digits"):
+    with pytest.raises(ValidationError, match="only letters, digits and underscores"):
         svc.create_connection("my-api", "none")
     with pytest.raises(ValidationError, match="authentication type: must be one of"):
         svc.create_connection("api2", "oauth")

@@ -42,9 +42,9 @@ def test_valid_feed_names(name):
 @pytest.mark.parametrize(
     "name, message",
     [
-        ("", "connection name: is required (1-50 alphanumeric characters)"),
-        ("my_api", "connection name: may contain only letters and digits (A-Z, a-z, 0-9)"),
-        ("my api", "connection name: may contain only letters and digits (A-Z, a-z, 0-9)"),
+        ("", "connection name: is required (1-50 letters, digits and underscores)"),
+        ("my-api", "connection name: may contain only letters, digits and underscores (A-Z, a-z, 0-9, _)"),
+        ("my api", "connection name: may contain only letters, digits and underscores (A-Z, a-z, 0-9, _)"),
         ("c" * 51, "connection name: must be at most 50 characters (got 51)"),
     ],
 )
@@ -52,7 +52,7 @@ def test_each_connection_name_rule_has_its_own_message(name, message):
     assert message in [f"{f}: {t}" for f, t in connection_name_problems(name)]
 
 
-@pytest.mark.parametrize("name", ["GitHub", "api2", "X"])
+@pytest.mark.parametrize("name", ["GitHub", "api2", "X", "sales_api"])
 def test_valid_connection_names(name):
     assert connection_name_problems(name) == []
 
@@ -61,7 +61,7 @@ def test_dependencies_are_requirement_specifiers():
     assert dependency_problems(["requests>=2", "pandas==2.2.*", "python-dateutil", "six; python_version>'3'"]) == []
     problems = dependency_problems(["pandas===", "-i http://evil", "  "])
     assert len(problems) == 3
-    assert "not a valid requirement specifier" in problems[0][1]
+    assert "is not a package pip can install" in problems[0][1]
     assert "pip options are not allowed" in problems[1][1]
 
 

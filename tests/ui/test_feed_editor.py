@@ -156,7 +156,7 @@ def test_the_rules_of_a_good_name_are_all_ticked(app):
 
 
 @pytest.mark.parametrize(("dependency", "message"), [
-    ("requests>=", "is not a valid requirement specifier"),
+    ("requests>=", "is not a package pip can install: write a package name, optionally with a version"),
     ("-e git+https://example.com/x.git", "pip options are not allowed, only package specifiers"),
 ])
 def test_dependencies_are_entered_as_tags_and_checked_as_requirement_specifiers(app, dependency, message):

@@ -46,7 +46,7 @@ def test_a_runs_detail_shows_its_log_and_the_state_before_and_after(app):
     start_run("orders", wait=True)
     second = start_run("orders", wait=True)
     at = app("runs", run=second.id)
-    assert labelled(at.selectbox, "Run").value == second.id
+    assert at.subheader[0].value == f"Run {second.id}"
     page = texts(at)
     assert "from 5" in page  # the log
     assert "run succeeded: 5 records loaded" in page

@@ -117,4 +117,4 @@ def test_a_run_without_watchers_says_nobody_was_told(app):
     run = start_run("orders", wait=True)
     at = app("runs", run=run.id)
     assert "No watcher was notified about this run." in texts(at)
-    assert labelled(at.selectbox, "Run").value == run.id
+    assert at.subheader[0].value == f"Run {run.id}"
