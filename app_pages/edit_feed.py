@@ -1,9 +1,9 @@
-"""Edit feed: the same four stages over a saved feed. Unsaved changes are kept as a draft until
-they are saved or discarded."""
+"""Edit feed: the same four stages over a saved feed (unsaved changes are kept as a draft until
+they are saved or discarded), and the feed's state workbench."""
 
 import streamlit as st
 
-from app_pages.parts import editor
+from app_pages.parts import editor, state_workbench
 from app_pages.parts.common import forget_keys, owner, saved_time, show_flash
 from app_pages.parts.stage_import import EDITOR_GENERATION
 from app_pages.view_models import feed_editor
@@ -49,4 +49,8 @@ if draft.saved_at:
         st.session_state[EDITOR_GENERATION] = st.session_state.get(EDITOR_GENERATION, 0) + 1
         st.session_state.pop(CURRENT, None)
         st.rerun()
-editor.render(draft)
+definition, state = st.tabs(["Definition", "State"])
+with definition:
+    editor.render(draft)
+with state:
+    state_workbench.render(name)
