@@ -19,6 +19,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from demo.api import DemoAPI  # noqa: E402
+
+pytest_plugins = ["tests.servers"]  # S3 and Snowflake servers, shared by every folder
 from storage.db import dispose_all  # noqa: E402
 
 POSTGRES_ADMIN_URL = os.environ.get("TRIBUTARY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -466,10 +466,13 @@ def state_command(name: str, history: bool, reset: str | None, rewind_to: str | 
               if value is not None]
     if len(chosen) > 1:
         raise ValidationError([(chosen[1], f"cannot be given with {chosen[0]}: one change at a time")])
+    # Bad input is refused before anything is read from the store (exit 2, naming the option).
+    proposed = json_object(diff_with, "--diff") if diff_with is not None else None
+    new_state = json_object(reset or "{}", "--reset") if reset is not None else None
     services()
     by = by or _user_name()
     if diff_with is not None:
-        changes = state_service.diff_states(state_service.current_state(name), json_object(diff_with, "--diff"))
+        changes = state_service.diff_states(state_service.current_state(name), proposed)
         lines = [f"{c['change']:>8} {c['path']}: {json.dumps(c['old'])} -> {json.dumps(c['new'])}" for c in changes]
         return changes, "\n".join(lines) or "no change", 0
     if reset is not None or rewind_to is not None:
@@ -477,7 +480,7 @@ def state_command(name: str, history: bool, reset: str | None, rewind_to: str | 
         if rewind_to is not None:
             row = state_service.rewind_state(name, rewind_to, by, why)
         else:
-            row = state_service.reset_state(name, json_object(reset or "{}", "--reset"), by, why)
+            row = state_service.reset_state(name, new_state, by, why)
         changes = state_service.diff_states(before, row.state)
         summary = f"state of {name} set to {json.dumps(row.state)} ({len(changes)} change(s))"
         return row.state, summary, 0

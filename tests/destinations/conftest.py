@@ -1,77 +1,11 @@
-"""Real servers for the destination tests, started by the fixtures themselves: an S3 server
-(moto, in a thread, on a free port), a Snowflake server (fakesnow) and a fresh PostgreSQL
-database per test on 127.0.0.1:5432 (tests/conftest.py's postgres_url)."""
+"""The destination under test, over each destination (its servers: tests/servers.py, and a
+fresh PostgreSQL database per test on 127.0.0.1:5432, tests/conftest.py's postgres_url)."""
 
 from __future__ import annotations
 
-import socket
-import uuid
-
 import pytest
 
-from tests.conftest import missing_service
 from tests.destinations.harness import TARGETS, Spool, make_target
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        missing_service(f"the S3 test server (moto[server]) is not installed: {exc}")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_settings(s3_endpoint):
-    """S3 settings pointing at a new, empty bucket on the test server."""
-    from storage.destinations.settings import S3Settings
-    from storage.destinations.s3.objects import s3_client
-
-    settings = S3Settings(bucket=f"tributary-{uuid.uuid4().hex[:12]}", prefix="lake", region="us-east-1",
-                          endpoint_url=s3_endpoint, access_key_id="test-key", secret_access_key="test-secret")
-    s3_client(settings).create_bucket(Bucket=settings.bucket)
-    return settings
-
-
-@pytest.fixture(scope="session")
-def snowflake_server():
-    try:
-        import fakesnow
-    except ImportError as exc:
-        missing_service(f"the Snowflake test server (fakesnow) is not installed: {exc}")
-    with fakesnow.server() as connection_arguments:
-        yield connection_arguments
-
-
-@pytest.fixture
-def snowflake_settings(snowflake_server):
-    """Snowflake settings for a new database and schema on the test server."""
-    import snowflake.connector
-
-    from storage.destinations.settings import SnowflakeSettings
-
-    database, schema = f"DB_{uuid.uuid4().hex[:10].upper()}", "LOADS"
-    with snowflake.connector.connect(**snowflake_server) as connection:
-        connection.cursor().execute(f"CREATE DATABASE {database}")
-        connection.cursor().execute(f"CREATE SCHEMA {database}.{schema}")
-    return SnowflakeSettings(
-        account=snowflake_server["account"], user=snowflake_server["user"], password=snowflake_server["password"],
-        database=database, schema=schema, host=snowflake_server["host"], port=snowflake_server["port"],
-        protocol=snowflake_server["protocol"],
-    )
 
 
 @pytest.fixture(params=TARGETS)

@@ -24,7 +24,6 @@ from storage.db import session_scope
 from storage.destinations.duckdb import DuckDBDestination
 from storage.lookups import feed_by_name
 from storage.models import ActiveRun, Run
-from tests.destinations.conftest import s3_endpoint, s3_settings, snowflake_server, snowflake_settings  # noqa: F401
 from tests.destinations.harness import TARGETS, make_target
 from tests.exactly_once.test_crash_matrix import _kill_a_run_at
 from tests.helpers import warehouse_rows
