@@ -3,13 +3,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 RUN_STAMP := $(VENV)/.requirements-installed
+EXTRAS_STAMP := $(VENV)/.requirements-extras-installed
 TEST_STAMP := $(VENV)/.requirements-test-installed
 # Worker processes for the tests that need neither a Docker engine nor a browser.
 TEST_WORKERS ?= 2
 # Extra pytest arguments for both test invocations, e.g. make test PYTEST_ARGS="-x -k webhook".
 PYTEST_ARGS ?=
 
-.PHONY: setup run sandbox test screenshots bench cli
+.PHONY: setup run extras sandbox test screenshots bench cli
 
 # Everything: the app's requirements and the tests'.
 setup: $(TEST_STAMP)
@@ -23,7 +24,14 @@ $(RUN_STAMP): requirements.txt
 	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.txt
 	touch $(RUN_STAMP)
 
-$(TEST_STAMP): $(RUN_STAMP) requirements-test.txt
+# The warehouses' drivers and the celery executor: what the embedded defaults do not need.
+extras: $(EXTRAS_STAMP)
+
+$(EXTRAS_STAMP): $(RUN_STAMP) requirements-extras.txt
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements-extras.txt
+	touch $(EXTRAS_STAMP)
+
+$(TEST_STAMP): $(EXTRAS_STAMP) requirements-test.txt
 	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements-test.txt
 	touch $(TEST_STAMP)
 
@@ -58,7 +66,7 @@ test: $(TEST_STAMP)
 screenshots: $(TEST_STAMP)
 	TRIBUTARY_SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PYTEST) -m browser tests/ui/test_browser.py
 
-bench: $(RUN_STAMP)
+bench: $(EXTRAS_STAMP)
 	$(PY) bench/run.py
 
 cli: $(RUN_STAMP)

@@ -167,6 +167,10 @@ def open_store(settings: Settings) -> None:
 
 
 def store_problem(url: str, exc: Exception) -> str:
+    if isinstance(exc, ImportError):  # a PostgreSQL store without its driver (an extra)
+        return (f"the store {make_url(url).render_as_string(hide_password=True)} needs the PostgreSQL driver "
+                "(psycopg), which is not installed: make extras (or .venv/bin/uv pip install -r "
+                "requirements-extras.txt)")
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

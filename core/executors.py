@@ -105,5 +105,9 @@ def executor_class(name: str) -> type[Executor]:
         raise TributaryError(f"executor: unknown {name!r} (known: {', '.join(sorted(EXECUTORS))})") from None
     if isinstance(found, str):
         module, _, attribute = found.partition(":")
-        found = getattr(importlib.import_module(module), attribute)
+        try:
+            found = getattr(importlib.import_module(module), attribute)
+        except ImportError as exc:
+            raise TributaryError(f"executor: {name} needs {exc.name or 'a package'}, which is not installed: "
+                                 "make extras (or .venv/bin/uv pip install -r requirements-extras.txt)") from None
     return found

@@ -21,6 +21,7 @@ from storage.destinations.configured import Configured
 from storage.destinations.postgres.configuration import PostgresSettings
 from storage.destinations.sql import SqlDialect, quote
 from storage.destinations.sql_loads import StreamingSqlDestination
+from storage.destinations.drivers import driver
 
 _CSV = pacsv.WriteOptions(include_header=False)
 
@@ -64,7 +65,7 @@ class PsycopgSession:
 
 @contextmanager
 def psycopg_session(url: str, schema: str, what: str) -> Iterator[PsycopgSession]:
-    import psycopg  # imported on use: only PostgreSQL and Redshift users need the driver
+    psycopg = driver("psycopg", "psycopg[binary]", what)  # on use: only PostgreSQL and Redshift need it
 
     if not url:
         raise LoadError(f"{what} is not configured: set its URL in the warehouse settings")

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 from storage.destinations.base import LoadError
+from storage.destinations.drivers import driver
 
 
 def s3_client(config):
     """A boto3 S3 client from S3Settings; empty keys fall back to boto3's default chain."""
-    import boto3
+    boto3 = driver("boto3", "boto3", "S3")
     from botocore.config import Config
 
     kwargs = {"region_name": config.region or None, "endpoint_url": config.endpoint_url or None,

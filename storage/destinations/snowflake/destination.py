@@ -28,6 +28,7 @@ from storage.destinations.snowflake.configuration import SnowflakeSettings
 from storage.destinations.files import parquet_parts
 from storage.destinations.sql import SqlDialect, quote
 from storage.destinations.sql_loads import StagedSqlDestination, Staging, staged_file_table
+from storage.destinations.drivers import driver
 
 SNOWFLAKE = SqlDialect(
     types={
@@ -95,13 +96,13 @@ class SnowflakeDestination(Configured, StagedSqlDestination):
 
     @contextmanager
     def connect(self) -> Iterator[_Session]:
-        import snowflake.connector  # imported on use: only Snowflake users need the driver
+        connector = driver("snowflake.connector", "snowflake-connector-python", "Snowflake")  # on use
 
         if not (self.config.account and self.config.user and self.config.database):
             raise LoadError("Snowflake is not configured: set the account, user and database in the warehouse settings")
         try:
-            connection = snowflake.connector.connect(**connection_arguments(self.config))
-        except snowflake.connector.errors.Error as exc:
+            connection = connector.connect(**connection_arguments(self.config))
+        except connector.errors.Error as exc:
             raise LoadError(f"cannot connect to Snowflake: {str(exc).strip()}") from None
         try:
             yield _Session(connection)
