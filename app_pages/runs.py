@@ -102,6 +102,11 @@ def trigger(run) -> None:
                 st.json(run.trigger_payload)
         else:
             st.caption("The webhook call carried no payload.")
+    counts = run.request_counts or {}
+    if counts:
+        st.markdown(f"**HTTP requests:** {counts.get('requests', 0):,} ({counts.get('retries', 0):,} retries, "
+                    f"{counts.get('waits', 0):,} waits for {counts.get('waited_s', 0):.1f} s, "
+                    f"{counts.get('bytes', 0):,} bytes received, {counts.get('errors', 0):,} errors)")
 
 
 def attempts(run) -> None:

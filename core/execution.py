@@ -473,6 +473,8 @@ class RunExecutor:
             outcome = self._run_script(run, job, log, settings, on_started=staging.start)
             if outcome.requests_line():
                 log.system(outcome.requests_line())
+                with suppress(Exception):  # the run history's counts; the log line has them too
+                    _update(run.id, request_counts=dict(outcome.request_counts))
             if not outcome.ok or _cancel_requested(run.id):
                 staging.halt()  # a checkpoint being committed ends first
                 if isinstance(staging.checkpoint_error, _Undecided):

@@ -351,6 +351,7 @@ def run_view(run: Run) -> dict:
         "notifications": delivery_views(run.id),
         "checkpoints": [{"at": c["at"], "records": c["records"], "state": c["state"]} for c in run.checkpoints or []],
         "options": run.options,  # a backfill's state, or a full refresh
+        "requests": run.request_counts or {},  # the script's HTTP requests, retries, waits, bytes
     }
 
 

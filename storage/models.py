@@ -93,6 +93,8 @@ class Run(SQLModel, table=True):
     options: Optional[dict] = Field(default=None, sa_column=Column(JSON))
     # What kills the run's sandbox if its process dies (runners/leftovers.py): pgid:N, container:ID.
     sandbox_ref: Optional[str] = Field(default=None, max_length=100)
+    # The script's HTTP requests (the request inspector): requests, retries, waits, waited_s, bytes...
+    request_counts: Optional[dict] = Field(default=None, sa_column=Column(JSON))
 
 
 class ActiveRun(SQLModel, table=True):

@@ -270,3 +270,14 @@ def test_the_parquet_line_of_the_log_names_the_runs_own_folder(tributary):
     assert finished.status == "succeeded", finished.error
     log, _ = read_log(finished.id)
     assert f"run_id={finished.id}/" in log and "<run id>" not in log
+
+
+def test_a_runs_http_requests_are_counted_in_its_history(tributary, demo_api):
+    create_feed(FeedSpec(name="data", script=example("incremental_get_data.py", demo_api.url)))
+    finished = run("data")
+    assert finished.status == "succeeded", finished.error
+    counts = get_run(finished.id).request_counts
+    assert counts["requests"] == 1 and counts["retries"] == 0 and counts["bytes"] > 1000, counts
+    from core.runs import run_view
+
+    assert run_view(get_run(finished.id))["requests"]["requests"] == 1

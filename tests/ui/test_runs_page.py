@@ -91,3 +91,14 @@ def lines_so_far(at) -> int:
 def test_no_runs_yet(app):
     at = app("runs")
     assert "No runs yet. Start one with Run now on the Feeds page." in texts(at)
+
+
+def test_the_run_view_counts_the_scripts_http_requests(app, demo_api):
+    from core.bootstrap import execute_run
+    from core.runs import create_run
+    from tests.helpers import example
+
+    create_feed(FeedSpec(name="data", script=example("incremental_get_data.py", demo_api.url)))
+    finished = execute_run(create_run("data").id)
+    at = app("runs", run=finished.id)
+    assert "**HTTP requests:** 1 (0 retries, 0 waits for 0.0 s," in texts(at)

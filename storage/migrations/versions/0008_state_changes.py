@@ -1,5 +1,5 @@
 """state changes: who changed a feed's state by hand, and why; a run's options (a backfill's
-state, a full refresh) and what kills its sandbox if its process dies
+state, a full refresh) what kills its sandbox if its process dies, and its HTTP request counts
 
 Revision ID: 0008
 Revises: 0007
@@ -22,10 +22,12 @@ def upgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('options', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('sandbox_ref', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('request_counts', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_column('request_counts')
         batch_op.drop_column('sandbox_ref')
         batch_op.drop_column('options')
     with op.batch_alter_table('feed_states', schema=None) as batch_op:
