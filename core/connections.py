@@ -40,6 +40,7 @@ class ConnectionInput:
     body: dict | str | None = None  # a dict, or JSON text from an editor
     token_path: str | None = None
     token_header: str | None = None
+    limits: dict | None = None  # lib.connection's budget and retries: rate, per, max_in_flight, retries
     extra: dict = field(default_factory=dict)
 
 
@@ -94,8 +95,42 @@ def _split(auth_type: str, data: ConnectionInput, params: dict, secrets: dict) -
         else:
             problems += [("token header", message) for _, message in header_problems({name.strip(): value}, secret=False)]
         raise_if(problems)
+    if data.limits is not None:
+        params["limits"] = checked_limits(data.limits)
     params["header_names"] = sorted((secrets.get("headers") or {}).keys())
     return params, secrets
+
+
+LIMIT_PERIODS = ("second", "minute", "hour", "day")
+
+
+def checked_limits(limits: dict) -> dict:
+    """A connection's request budget and retries, as lib.connection.configure() takes them;
+    a rate or max in flight of 0 (or none) means no limit."""
+    problems, out = [], {}
+    rate, per = limits.get("rate"), limits.get("per") or "second"
+    if rate not in (None, 0, ""):
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 100_000:
+            problems.append(("requests per period", "must be a number above 0 and at most 100,000 (0: no limit)"))
+        else:
+            out["rate"] = rate
+    if per not in LIMIT_PERIODS:
+        problems.append(("period", f"must be one of {', '.join(LIMIT_PERIODS)}"))
+    elif "rate" in out:
+        out["per"] = per
+    in_flight = limits.get("max_in_flight")
+    if in_flight not in (None, 0, ""):
+        if not isinstance(in_flight, int) or isinstance(in_flight, bool) or not 0 < in_flight <= 256:
+            problems.append(("requests at once", "must be a whole number from 1 to 256 (0: no limit)"))
+        else:
+            out["max_in_flight"] = in_flight
+    retries = limits.get("retries", 5)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
+        problems.append(("retries", "must be a whole number from 0 to 20"))
+    else:
+        out["retries"] = retries
+    raise_if(problems)
+    return out
 
 
 def _get(session, name: str) -> Connection:

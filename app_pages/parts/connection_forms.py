@@ -120,6 +120,7 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
         data, problems = _basic_fields(prefix, name, existing)
     else:
         data, problems = _custom_fields(prefix, name, existing)
+    data.limits = _limits_fields(prefix, _stored(name, existing).get("limits") or {})
     if not st.button("Save parameters", type="primary", icon=":material/save:", key=f"{prefix}:save"):
         return False
     if problems:
@@ -135,6 +136,28 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
         return False
     st.session_state[generation_key] = st.session_state.get(generation_key, 0) + 1
     return True
+
+
+def _limits_fields(prefix: str, stored: dict) -> dict:
+    """lib.connection's request budget and retries for this connection (a script may change
+    them with connection.configure())."""
+    with st.expander("Rate limit and retries", expanded=bool(stored.get("rate") or stored.get("max_in_flight"))):
+        st.caption("Every request a script makes through `lib.connection` keeps to these, across its threads; "
+                   "429, 502, 503 and 504 answers and connection errors are retried, honouring Retry-After.")
+        rate_column, per_column = st.columns(2)
+        rate = rate_column.number_input("Requests per period (0: no limit)", min_value=0.0, max_value=100_000.0,
+                                        value=float(stored.get("rate") or 0), step=1.0, key=f"{prefix}:rate")
+        periods = ["second", "minute", "hour", "day"]
+        per = per_column.selectbox("Period", periods, index=periods.index(stored.get("per") or "second"),
+                                   key=f"{prefix}:per")
+        in_flight_column, retries_column = st.columns(2)
+        in_flight = in_flight_column.number_input("Requests at once (0: no limit)", min_value=0, max_value=256,
+                                                  value=int(stored.get("max_in_flight") or 0), step=1,
+                                                  key=f"{prefix}:in-flight")
+        retries = retries_column.number_input("Retries", min_value=0, max_value=20,
+                                              value=int(stored.get("retries", 5)), step=1, key=f"{prefix}:retries")
+    return {"rate": (int(rate) if float(rate).is_integer() else rate) or None, "per": per,
+            "max_in_flight": int(in_flight) or None, "retries": int(retries)}
 
 
 def _stored(name: str, existing: bool) -> dict:

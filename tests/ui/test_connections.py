@@ -148,3 +148,16 @@ def test_deleting_an_unused_connection(app):
     button(at, "Yes, delete").click().run()
     assert "Connection Spare deleted." in texts(at)
     assert "Spare" not in [e.label for e in at.expander]
+
+
+def test_a_connections_rate_limit_and_retries_are_set_in_its_form(app):
+    at = new_connection(app("connections"), "Paced", "basic")
+    labelled(at.text_input, "Username").set_value("ann")
+    labelled(at.text_input, "Password").set_value("s3cret-pass")
+    labelled(at.number_input, "Requests per period (0: no limit)").set_value(45.0)
+    labelled(at.selectbox, "Period").set_value("second")
+    labelled(at.number_input, "Requests at once (0: no limit)").set_value(8)
+    labelled(at.number_input, "Retries").set_value(2)
+    button(at, "Save parameters").click().run()
+    assert get_connection("Paced").params["limits"] == {"rate": 45, "per": "second", "max_in_flight": 8,
+                                                        "retries": 2}
