@@ -112,11 +112,14 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
     After a save the form starts afresh under new widget keys, so what was typed (secrets
     included) is neither shown again nor sent back by the browser."""
     if auth_type == "none":
-        st.caption("No Auth: nothing to enter. Scripts call the API without credentials.")
-        return False
+        st.caption("No Auth: no credentials to enter. Scripts call the API without them.")
+        if not existing:
+            return False
     generation_key = f"form-generation:{prefix}"
     prefix = f"{prefix}:{st.session_state.get(generation_key, 0)}"
-    if auth_type == "basic":
+    if auth_type == "none":
+        data, problems = ConnectionInput(), []
+    elif auth_type == "basic":
         data, problems = _basic_fields(prefix, name, existing)
     else:
         data, problems = _custom_fields(prefix, name, existing)
@@ -298,16 +301,16 @@ def connection_details(name: str, prefix: str, deletable: bool = True) -> None:
         st.warning(str(exc))
         return
     st.caption(masked_summary(view))
-    if view["auth_type"] != "none":
-        with st.expander("Edit parameters", icon=":material/edit:"):
-            name_col, type_col = st.columns(2)
-            name_col.text_input("Connection name", value=view["name"], disabled=True, key=f"{prefix}:ro-name",
-                                help="Fixed once the connection exists")
-            type_col.text_input("Authentication type", value=view["auth_type_label"], disabled=True,
-                                key=f"{prefix}:ro-type", help="Fixed once the connection exists")
-            if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
-                flash(f"Connection {name} saved.")
-                st.rerun()
+    # Every auth type has parameters to edit: No Auth its rate limit and retries.
+    with st.expander("Edit parameters", icon=":material/edit:"):
+        name_col, type_col = st.columns(2)
+        name_col.text_input("Connection name", value=view["name"], disabled=True, key=f"{prefix}:ro-name",
+                            help="Fixed once the connection exists")
+        type_col.text_input("Authentication type", value=view["auth_type_label"], disabled=True,
+                            key=f"{prefix}:ro-type", help="Fixed once the connection exists")
+        if parameters_form(name, view["auth_type"], f"{prefix}:edit", existing=True):
+            flash(f"Connection {name} saved.")
+            st.rerun()
     if deletable and st.button("Delete connection", icon=":material/delete:", key=f"{prefix}:delete"):
         st.session_state[_DELETE_DIALOG] = name
         st.rerun()
