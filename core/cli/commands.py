@@ -173,11 +173,15 @@ feed_options = options(
     ("--network", {"type": click.Choice(["on", "off"]), "help": "off: run the script with no network (docker)"}),
     ("--max-rejected", {"type": float, "help": "failed row threshold: share of rows a destination may reject "
                                                "before the run fails (0-1, default 0)"}),
+    ("--schema-policy", {"type": click.Choice(["evolve", "freeze", "discard_new_columns"]),
+                         "help": "a run whose records add or widen a column: evolve the table (default), "
+                                 "freeze it (the run fails), or discard the new columns"}),
 )
 
 
 SIMPLE = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb",
-          "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio"}
+          "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio",
+          "schema_policy": "schema_policy"}
 LISTS = {"dep": "dependencies", "primary_key": "primary_key", "destination": "destinations", "tag": "tags"}
 
 

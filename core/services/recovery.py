@@ -233,7 +233,8 @@ def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable
     request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"],
                           run_id=ledger_id(run_id, pending),
                           loaded_at=utcnow(), primary_key=list(pending["primary_key"]),
-                          max_rejected_ratio=pending["max_rejected_ratio"])
+                          max_rejected_ratio=pending["max_rejected_ratio"],
+                          schema_policy=pending.get("schema_policy", "evolve"))
     try:
         result = destinations(name).load(request)
     except Exception as exc:  # noqa: BLE001 - reported on the run
