@@ -64,7 +64,9 @@ def change_lines(entry: dict) -> list[str]:
     lines += [f"field {f} dropped: no column added for it (schema policy: discard new columns)"
               for f in entry.get("dropped", [])]
     if entry.get("rejected"):
-        lines.append(f"{entry['rejected']} records rejected" + (f" ({entry['reasons'][0]})" if entry.get("reasons") else ""))
+        count = entry["rejected"]
+        lines.append(f"{count} record{'' if count == 1 else 's'} rejected"
+                     + (f" ({entry['reasons'][0]})" if entry.get("reasons") else ""))
     return lines
 
 

@@ -150,3 +150,15 @@ def test_the_policy_is_validated_exported_and_imported(tributary):
     assert "schema_policy: freeze" in text
     import_yaml(text.replace("schema_policy: freeze", "schema_policy: discard_new_columns"), replace=True)
     assert get_feed("prices").schema_policy == "discard_new_columns"
+
+
+def test_rejected_records_are_in_the_history_with_their_reasons(tributary):
+    # A field reserved for Tributary's audit columns cannot be loaded: its record is rejected.
+    script = ("from lib import outputStream\noutputStream.write({'id': 1})\n"
+              "outputStream.write({'id': 2, '_tributary_run_id': 'x'})\n")
+    create_feed(FeedSpec(name="prices", script=script, destinations=["duckdb"], max_rejected_ratio=0.5))
+    finished = run()
+    assert finished.status == "succeeded", finished.error
+    [entry] = [h for h in schema_history("prices") if h["run_id"] == finished.id]
+    assert entry["change"]["rejected"] == 1 and "reserved" in entry["change"]["reasons"][0]
+    assert any(line.startswith("1 record rejected (record 2") for line in entry["lines"])
