@@ -63,7 +63,7 @@ from core import events
 from core.connections import get_connection_by_id, sandbox_material
 from core.heartbeat import Heartbeat
 from core.run_log import RunLog as _RunLog
-from core.schema_history import change_entry, change_lines, merged
+from core.schema_history import change_lines, record_change
 from core.runs import (checkpoint_id, complete_run, finish, finished, get_run, pending_outcome,
                        record_checkpoint)
 from core.state import current_state_in
@@ -629,9 +629,7 @@ class RunExecutor:
                              "rejected": result.rejected}
             _update(run.id, destination_results=dict(results))  # for recovery's counts, should this process die
             loaded = max(loaded, result.rows)
-            entry = change_entry(result.schema_diff, result.rejected, result.rejected_reasons)
-            if entry:
-                _update(run.id, schema_changes=merged(get_run(run.id).schema_changes, name, entry))
+            entry = record_change(run.id, name, result)
             for change in change_lines({**entry, "rejected": 0}) if result.schema_diff else result.schema_changes:
                 log.system(f"{name}: {change}")
             if result.rejected:

@@ -45,6 +45,18 @@ def merged(before: dict | None, name: str, entry: dict) -> dict:
     return changes
 
 
+def record_change(run_id: str, destination: str, result) -> dict:
+    """Add one destination's change (from its LoadResult) to the run's schema_changes; the
+    entry recorded ({} when nothing changed)."""
+    entry = change_entry(result.schema_diff, result.rejected, result.rejected_reasons)
+    if entry:
+        with session_scope() as session:
+            run = session.get(Run, run_id)
+            run.schema_changes = merged(run.schema_changes, destination, entry)
+            session.add(run)
+    return entry
+
+
 def alters_table(changes: dict | None) -> bool:
     """Whether the run changed an existing table's columns (what a 'schema changed' watcher
     hears of): a column added or widened, or a field dropped. Creating the table and rejecting

@@ -39,6 +39,7 @@ from common.process import died, worker_id
 from common.settings import get_settings
 from core.execution import counted, holding, partial_commit_error
 from core.heartbeat import stale, stale_after_s
+from core.schema_history import change_lines, record_change
 from core.services.loop import LoopService
 from runners.leftovers import kill_left_sandbox
 from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
@@ -241,6 +242,8 @@ def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable
         return f"loading {name} from the kept spool failed: {exc}"
     results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
                      "rejected": result.rejected}
+    for line in change_lines({**record_change(run_id, name, result), "rejected": 0}):
+        note(f"{name}: {line}")
     note(f"{name}: {result.rows} rows committed from the kept spool")
     return None
 

@@ -184,8 +184,10 @@ class Destination(ABC):
 
         A run id the destination already holds is not loaded again: the result says
         `skipped`. A load type outside `capabilities.load_types`, an upsert without a key, a
-        damaged spool (SpoolError) or more rejects than the threshold allows (RejectedRowsError)
-        fail the load before it commits. Whatever fails, the destination is left as it was
+        damaged spool (SpoolError), more rejects than the threshold allows (RejectedRowsError)
+        or, under the freeze schema policy, a column to add or widen (SchemaFrozenError) fail
+        the load before it commits. Under discard_new_columns the fields an existing table has
+        no column for are left out. The result says what changed (schema_changes, schema_diff). Whatever fails, the destination is left as it was
         (rows, columns, and no run id), and the error raised is the first one: an undo that
         fails too is a note on it (see undo_keeping_error)."""
 
