@@ -18,6 +18,7 @@ from core import bootstrap, preview
 from core import connections as connections_service
 from core import feeds as feeds_service
 from core import runs as runs_service
+from core import schema_history
 from core import state as state_service
 from core.cli.inputs import check_auth_options, connection_input, json_object, read_file, read_text
 from core.cli.interrupt import CancelOnSignal
@@ -491,6 +492,20 @@ def state_command(name: str, history: bool, reset: str | None, rewind_to: str | 
         return rows, table(rows, ["id", "run_id", "reason", "by", "why", "state", "created_at"]), 0
     state = state_service.current_state(name)
     return state, json.dumps(state, indent=2), 0
+
+
+@cli.command("schema")
+@click.argument("name")
+@json_option
+def schema_command(name: str) -> Result:
+    """a feed's schema history: the columns its runs added, widened or dropped, newest first"""
+    services()
+    policy, history = feeds_service.get_feed(name).schema_policy, schema_history.schema_history(name)
+    rows = [{"run_id": h["run_id"], "at": h["at"], "destination": h["destination"], "change": "; ".join(h["lines"])}
+            for h in history]
+    text = f"schema policy: {policy}\n" + (table(rows, ["run_id", "at", "destination", "change"])
+                                           if rows else "no run has changed the feed's tables yet")
+    return {"schema_policy": policy, "history": history}, text, 0
 
 
 def _user_name() -> str | None:
