@@ -1,9 +1,9 @@
 """Edit feed: the same four stages over a saved feed (unsaved changes are kept as a draft until
-they are saved or discarded), and the feed's state workbench."""
+they are saved or discarded), the feed's state workbench and its schema history."""
 
 import streamlit as st
 
-from app_pages.parts import editor, state_workbench
+from app_pages.parts import editor, schema_history, state_workbench
 from app_pages.parts.common import forget_keys, owner, saved_time, show_flash
 from app_pages.parts.stage_import import EDITOR_GENERATION
 from app_pages.view_models import feed_editor
@@ -49,8 +49,10 @@ if draft.saved_at:
         st.session_state[EDITOR_GENERATION] = st.session_state.get(EDITOR_GENERATION, 0) + 1
         st.session_state.pop(CURRENT, None)
         st.rerun()
-definition, state = st.tabs(["Definition", "State"])
+definition, state, schema = st.tabs(["Definition", "State", "Schema"])
 with definition:
     editor.render(draft)
 with state:
     state_workbench.render(name)
+with schema:
+    schema_history.render(name)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages.parts.common import count_of, duration, status_badge, when
 from app_pages.parts.live_refresh import keep_up_to_date
+from app_pages.parts import schema_history
 from app_pages.parts.run_panel import render_run_log, run_seconds
 from core.run_details import attempts_of
 from common.errors import NotFound
@@ -142,6 +143,8 @@ def destinations(run) -> None:
         return
     st.dataframe(pd.DataFrame([{"Destination": name, **result} for name, result in run.destination_results.items()]),
                  hide_index=True)
+    st.markdown("**Schema changes**")
+    schema_history.render_run_change(run.schema_changes)
 
 
 st.title("Runs", anchor=False)

@@ -63,6 +63,7 @@ from core import events
 from core.connections import get_connection_by_id, sandbox_material
 from core.heartbeat import Heartbeat
 from core.run_log import RunLog as _RunLog
+from core.schema_history import change_lines, record_change
 from core.runs import (checkpoint_id, complete_run, finish, finished, get_run, pending_outcome,
                        record_checkpoint)
 from core.state import current_state_in
@@ -518,7 +519,7 @@ class RunExecutor:
         keeps_state = "state" in options and not options.get("commit_state")
         pending = pending_outcome(None if keeps_state else outcome.metadata, outcome.records - before, list(feed.destinations), feed.name,
                                   files, load_type or feed.load_type, list(feed.primary_key), feed.max_rejected_ratio,
-                                  records_before=before)
+                                  records_before=before, schema_policy=feed.schema_policy)
         if not _still_ours(run.id, status="loading", loading_at=self._clock(), records_written=outcome.records,
                            pending_outcome=pending):
             # Recovery judged this process dead (its heartbeat went stale) and settled the run:
@@ -538,7 +539,7 @@ class RunExecutor:
         ledger = checkpoint_id(run.id, marker.number)
         pending = pending_outcome(marker.state, marker.records - before, list(feed.destinations), feed.name, files,
                                   load_type, list(feed.primary_key), feed.max_rejected_ratio, ledger_id=ledger,
-                                  checkpoint=marker.number, records_before=before)
+                                  checkpoint=marker.number, records_before=before, schema_policy=feed.schema_policy)
         _update(run.id, pending_outcome=pending)
         log.system(f"checkpoint {marker.number}: committing {marker.records - before} records")
         loaded, results = self._load_pending(run, feed, pending, ledger, stagers, log)
@@ -619,7 +620,8 @@ class RunExecutor:
             log.system(f"loading {records} records into {target}")
             request = LoadRequest(table=feed.name, files=files, load_type=load_type, run_id=ledger,
                                   loaded_at=self._clock(), primary_key=list(feed.primary_key),
-                                  max_rejected_ratio=feed.max_rejected_ratio, staged=stagers.get(name))
+                                  max_rejected_ratio=feed.max_rejected_ratio, staged=stagers.get(name),
+                                  schema_policy=feed.schema_policy)
             try:
                 result = destination.load(request)
             except Exception as exc:  # noqa: BLE001 - any driver error fails the run, clearly
@@ -629,7 +631,8 @@ class RunExecutor:
                              "rejected": result.rejected}
             _update(run.id, destination_results=dict(results))  # for recovery's counts, should this process die
             loaded = max(loaded, result.rows)
-            for change in result.schema_changes:
+            entry = record_change(run.id, name, result)
+            for change in change_lines({**entry, "rejected": 0}) if result.schema_diff else result.schema_changes:
                 log.system(f"{name}: {change}")
             if result.rejected:
                 log.system(f"{name}: {result.rejected} rows rejected (see {feed.name}__rejected)")

@@ -20,6 +20,7 @@ from core.validation import (
     feed_name_problems,
     limit_problems,
     load_type_problems,
+    schema_policy_problems,
     raise_if,
 )
 from storage.db import session_scope
@@ -56,6 +57,7 @@ class FeedSpec:
     retry_backoff_s: int = 60
     max_rejected_ratio: float = 0.0
     network: bool = True
+    schema_policy: str = "evolve"  # evolve | freeze | discard_new_columns (core/validation.py)
 
 
 def _destination_problems(destinations: list[str], load_type: str) -> list[tuple[str, str]]:
@@ -83,7 +85,7 @@ _FIELD_TYPES = {
     "tags": ("tags", _TEXTS, False), "timeout_s": ("timeout", _WHOLE, True),
     "memory_limit_mb": ("memory limit", _WHOLE, True), "retries": ("retries", _WHOLE, False),
     "retry_backoff_s": ("retry backoff", _WHOLE, False), "max_rejected_ratio": ("failed row threshold", _NUMBER, False),
-    "network": ("network", _FLAG, False),
+    "network": ("network", _FLAG, False), "schema_policy": ("schema policy", _TEXT, False),
 }
 
 
@@ -127,6 +129,7 @@ def validate_spec(spec: FeedSpec) -> None:
         problems.append(("script", "is empty"))
     problems += dependency_problems(spec.dependencies)
     problems += load_type_problems(spec.load_type, spec.primary_key)
+    problems += schema_policy_problems(spec.schema_policy)
     problems += _destination_problems(spec.destinations, spec.load_type)
     problems += limit_problems(spec.timeout_s, spec.memory_limit_mb)
     if not 0 <= spec.retries <= 10:
@@ -179,6 +182,7 @@ def _apply(feed: Feed, spec: FeedSpec, connection_id: int | None) -> None:
     feed.retry_backoff_s = spec.retry_backoff_s
     feed.max_rejected_ratio = spec.max_rejected_ratio
     feed.network = spec.network
+    feed.schema_policy = spec.schema_policy
     feed.updated_at = utcnow()
 
 
@@ -266,7 +270,7 @@ def spec_of(feed: Feed) -> FeedSpec:
         destinations=list(feed.destinations), trigger=dict(feed.trigger), tags=list(feed.tags),
         timeout_s=feed.timeout_s, memory_limit_mb=feed.memory_limit_mb, retries=feed.retries,
         retry_backoff_s=feed.retry_backoff_s, max_rejected_ratio=feed.max_rejected_ratio,
-        network=feed.network,
+        network=feed.network, schema_policy=feed.schema_policy,
     )
 
 

@@ -155,7 +155,8 @@ def finish(session, run: Run, status: str, error: str | None = None, error_line:
 
 def pending_outcome(state: dict | None, records_written: int, destinations: list[str], table: str,
                     spool: list[Path], load_type: str, primary_key: list[str], max_rejected_ratio: float,
-                    ledger_id: str | None = None, checkpoint: int | None = None, records_before: int = 0) -> dict:
+                    ledger_id: str | None = None, checkpoint: int | None = None, records_before: int = 0,
+                    schema_policy: str = "evolve") -> dict:
     """What a run about to commit records first (phase one of the two-phase commit): all a
     live process needs to finish the commit, or fail it, from the destinations' ledgers.
     A checkpoint's names its number and its ledger id; records_written counts the records of
@@ -165,6 +166,7 @@ def pending_outcome(state: dict | None, records_written: int, destinations: list
         "destinations": list(destinations), "table": table, "spool": [str(path) for path in spool],
         "load_type": load_type, "primary_key": list(primary_key), "max_rejected_ratio": max_rejected_ratio,
         "ledger_id": ledger_id, "checkpoint": checkpoint, "records_before": records_before,
+        "schema_policy": schema_policy,
     }
 
 
@@ -346,6 +348,7 @@ def run_view(run: Run) -> dict:
         "records_written": run.records_written, "records_loaded": run.records_loaded, "error": run.error,
         "error_line": run.error_line, "state_before": run.state_before, "state_after": run.state_after,
         "destinations": run.destination_results or {},
+        "schema_changes": run.schema_changes or {},  # per destination: see core/schema_history.py
         "committing": run.pending_outcome is not None,  # its outcome recorded as pending, its commit unfinished
         "attempt": run.attempt, "parent_run_id": run.parent_run_id,
         "notifications": delivery_views(run.id),

@@ -10,6 +10,7 @@ import re
 from urllib.parse import urlsplit
 
 from common.errors import ValidationError
+from storage.destinations.base import SCHEMA_POLICIES
 
 NAME_MAX = 50
 MIN_SECRET_LENGTH = 4  # a connection's password, a header value: shorter ones cannot be masked
@@ -94,6 +95,14 @@ def dependency_problems(dependencies: list[str]) -> list[tuple[str, str]]:
             problems.append(("dependencies", f"{text!r} is not a package pip can install: write a package name, "
                              "optionally with a version, e.g. requests or requests>=2.31 or pandas==2.2.*"))
     return problems
+
+
+def schema_policy_problems(policy: str) -> list[tuple[str, str]]:
+    """A feed's schema policy: what a run whose records do not fit its table does (see
+    storage/destinations/base.py SCHEMA_POLICIES)."""
+    if policy in SCHEMA_POLICIES:
+        return []
+    return [("schema policy", f"must be one of {', '.join(SCHEMA_POLICIES)} (got {policy!r})")]
 
 
 def load_type_problems(load_type: str, primary_key: list[str]) -> list[tuple[str, str]]:

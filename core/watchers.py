@@ -10,6 +10,8 @@ Which runs notify:
 - no_records: a succeeded run whose destinations loaded no records.
 - long_run: a succeeded or failed run that took longer than the watcher's N minutes
   (checked when the run ends, not while it is still running).
+- schema_changed: a succeeded run that added or widened a column of an existing table, or
+  dropped a new field (core/schema_history.py alters_table); the document carries the diff.
 - A cancelled run notifies nothing: a person stopped it and already knows. (Runs that hit
   their time limit are failed, not cancelled, so they do notify.)
 """
@@ -23,6 +25,7 @@ from sqlmodel import select
 
 from common.errors import NotFound
 from core import notify
+from core.schema_history import alters_table
 from core.validation import raise_if
 from storage.db import session_scope
 from storage.lookups import feed_by_name
@@ -33,6 +36,7 @@ EVENTS = {
     "failed": "run failed",
     "no_records": "run loaded no records",
     "long_run": "run took longer than N minutes",
+    "schema_changed": "schema changed",
 }
 CHANNELS = {name: channel.label for name, channel in notify.CHANNELS.items()}
 NOTIFYING_STATUSES = ("succeeded", "failed")
@@ -159,6 +163,8 @@ def events_for(run: Run, watcher: Watcher) -> list[str]:
     happened = [run.status]
     if run.status == "succeeded" and not run.records_loaded:
         happened.append("no_records")
+    if run.status == "succeeded" and alters_table(run.schema_changes):
+        happened.append("schema_changed")
     duration = _duration_s(run)
     if watcher.longer_than_minutes and duration is not None and duration > watcher.longer_than_minutes * 60:
         happened.append("long_run")

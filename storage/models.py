@@ -43,6 +43,9 @@ class Feed(SQLModel, table=True):
     retries: int = 0  # extra attempts after a failed run
     retry_backoff_s: int = 60  # wait before the first retry; doubles for each next one
     max_rejected_ratio: float = 0.0  # share of rows a destination may reject before the run fails
+    # evolve | freeze | discard_new_columns: what a run whose records do not fit the table does
+    # (storage/destinations/base.py SCHEMA_POLICIES)
+    schema_policy: str = Field(default="evolve", max_length=24)
     network: bool = True  # False: the script runs with no network (where the runner can enforce it)
     webhook_token_hash: Optional[str] = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
@@ -70,6 +73,9 @@ class Run(SQLModel, table=True):
     state_before: Optional[dict] = Field(default=None, sa_column=Column(JSON))
     state_after: Optional[dict] = Field(default=None, sa_column=Column(JSON))
     destination_results: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The run's change to its tables, per destination (schema.SchemaPlan.diff, with "rejected"
+    # and "reasons"); NULL when no table changed and no record was rejected: the schema history.
+    schema_changes: Optional[dict] = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     trigger_payload: Optional[dict] = Field(default=None, sa_column=Column(JSON))
     cancel_requested: bool = False
     worker: Optional[str] = Field(default=None, max_length=128)  # host:pid running it

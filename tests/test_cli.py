@@ -103,3 +103,31 @@ def test_connections_secrets_and_export_import(tmp_path):
     imported = cli(other, "--json", "feeds", "import", str(tmp_path / "feeds.yaml"))
     assert json.loads(imported.stdout) == {"imported": ["orders"]}
     assert json.loads(cli(other, "--json", "feeds", "show", "orders").stdout)["tags"] == ["sales"]
+
+
+def test_a_feed_s_schema_policy_is_set_and_changed_from_the_command_line(tmp_path):
+    data = tmp_path / "data"
+    created = cli(data, "feeds", "create", "prices", "--script", "print(1)", "--schema-policy", "freeze")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(cli(data, "--json", "feeds", "show", "prices").stdout)["schema_policy"] == "freeze"
+    cli(data, "feeds", "edit", "prices", "--schema-policy", "discard_new_columns")
+    assert json.loads(cli(data, "--json", "feeds", "show", "prices").stdout)["schema_policy"] == "discard_new_columns"
+    wrong = cli(data, "feeds", "edit", "prices", "--schema-policy", "sometimes")
+    assert wrong.returncode != 0 and "evolve" in wrong.stderr
+    history = cli(data, "--json", "schema", "prices")
+    assert json.loads(history.stdout) == {"schema_policy": "discard_new_columns", "history": []}
+    assert "schema policy: discard_new_columns" in cli(data, "schema", "prices").stdout
+
+
+def test_the_schema_command_lists_the_changes_newest_first(tmp_path):
+    data = tmp_path / "data"
+    script = tmp_path / "prices.py"
+    script.write_text("from lib import outputStream, metadata\nstep = metadata.get('step', 0)\n"
+                      "outputStream.write({'id': step, **({'tag': 'new'} if step else {})})\n"
+                      "metadata.save({'step': step + 1})\n")
+    cli(data, "feeds", "create", "prices", "--script", f"@{script}")
+    for _ in range(2):
+        assert cli(data, "run", "prices").returncode == 0
+    shown = cli(data, "schema", "prices").stdout
+    assert "column tag added (VARCHAR)" in shown
+    assert shown.index("column tag added") < shown.index("table created")

@@ -1,5 +1,6 @@
 """Stage 3, Destination: the destinations the configured warehouse offers, several at once,
-each saying what it will create."""
+each saying what it will create; and what a run does when its records change the table's
+columns (the feed's schema policy)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ import streamlit as st
 from app_pages.parts.common import bind
 from app_pages.view_models.feed_editor import FeedDraft, destination_choices
 from common.settings import get_settings
+from core.validation import SCHEMA_POLICIES
+
+POLICY_CAPTIONS = {
+    "evolve": "A new field adds a column; a wider value (an integer turning into a float) widens it.",
+    "freeze": "A run that would add or widen a column fails before loading anything, naming the column.",
+    "discard_new_columns": "The table keeps its columns: new fields are left out, and the run's log names them.",
+}
 
 
 def render(draft: FeedDraft) -> None:
@@ -23,3 +31,11 @@ def render(draft: FeedDraft) -> None:
             if not choice.supported:
                 st.caption(f":orange[:material/warning: {choice.title} {choice.reason}.]")
     draft.destinations = chosen
+    _schema_policy(draft)
+
+
+def _schema_policy(draft: FeedDraft) -> None:
+    key = bind(f"{draft.id}:schema-policy", draft.schema_policy or "evolve")
+    draft.schema_policy = st.selectbox("Schema changes", list(SCHEMA_POLICIES), format_func=SCHEMA_POLICIES.get,
+                                       key=key, help="What a run does when its records do not fit the table")
+    st.caption(POLICY_CAPTIONS[draft.schema_policy] + " Every change is kept in the feed's schema history.")

@@ -60,6 +60,7 @@ class FeedDraft:
     retries: int | None = None
     retry_backoff_s: int | None = None
     network: bool | None = None
+    schema_policy: str | None = None  # None: as stored (or evolve, for a new feed)
     tags: list[str] = field(default_factory=list)
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
@@ -138,6 +139,7 @@ def _fresh_edit_draft(feed_name: str, owner: str) -> FeedDraft:
         trigger=dict(spec.trigger), trigger_form=trigger_form.form_from_trigger(spec.trigger), tags=list(spec.tags),
         timeout_s=spec.timeout_s, memory_limit_mb=spec.memory_limit_mb, watchers=stored_watchers(spec.name),
         retries=spec.retries, retry_backoff_s=spec.retry_backoff_s, network=spec.network,
+        schema_policy=spec.schema_policy,
     )
     draft.saved_fingerprint = fingerprint(draft)
     return draft
@@ -152,7 +154,7 @@ def _what_saving_changes(draft: FeedDraft, baseline: FeedDraft) -> dict:
     trigger, problems = form_trigger(draft)
     if problems:  # a half-filled trigger form is a change of its own
         changes["trigger_form"] = dict(draft.trigger_form)
-    for name in ("retries", "retry_backoff_s", "network"):
+    for name in ("retries", "retry_backoff_s", "network", "schema_policy"):
         if changes.get(name) is None:
             changes[name] = getattr(baseline, name)
     watchers = draft.watchers if draft.watchers is not None else baseline.watchers
@@ -440,7 +442,7 @@ def edited_fields(draft: FeedDraft) -> dict:
         "load_type": draft.load_type, "primary_key": _effective_primary_key(draft),
         "destinations": list(draft.destinations), "trigger": dict(trigger or draft.trigger), "tags": list(draft.tags),
     }
-    for name in ("retries", "retry_backoff_s", "network"):
+    for name in ("retries", "retry_backoff_s", "network", "schema_policy"):
         if getattr(draft, name) is not None:
             changes[name] = getattr(draft, name)
     return changes

@@ -18,6 +18,7 @@ from core import bootstrap, preview
 from core import connections as connections_service
 from core import feeds as feeds_service
 from core import runs as runs_service
+from core import schema_history
 from core import state as state_service
 from core.cli.inputs import check_auth_options, connection_input, json_object, read_file, read_text
 from core.cli.interrupt import CancelOnSignal
@@ -173,11 +174,15 @@ feed_options = options(
     ("--network", {"type": click.Choice(["on", "off"]), "help": "off: run the script with no network (docker)"}),
     ("--max-rejected", {"type": float, "help": "failed row threshold: share of rows a destination may reject "
                                                "before the run fails (0-1, default 0)"}),
+    ("--schema-policy", {"type": click.Choice(["evolve", "freeze", "discard_new_columns"]),
+                         "help": "a run whose records add or widen a column: evolve the table (default), "
+                                 "freeze it (the run fails), or discard the new columns"}),
 )
 
 
 SIMPLE = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb",
-          "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio"}
+          "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio",
+          "schema_policy": "schema_policy"}
 LISTS = {"dep": "dependencies", "primary_key": "primary_key", "destination": "destinations", "tag": "tags"}
 
 
@@ -490,6 +495,20 @@ def state_command(name: str, history: bool, reset: str | None, rewind_to: str | 
         return rows, table(rows, ["id", "run_id", "reason", "by", "why", "state", "created_at"]), 0
     state = state_service.current_state(name)
     return state, json.dumps(state, indent=2), 0
+
+
+@cli.command("schema")
+@click.argument("name")
+@json_option
+def schema_command(name: str) -> Result:
+    """a feed's schema history: the columns its runs added, widened or dropped, newest first"""
+    services()
+    policy, history = feeds_service.get_feed(name).schema_policy, schema_history.schema_history(name)
+    rows = [{"run_id": h["run_id"], "at": h["at"], "destination": h["destination"], "change": "; ".join(h["lines"])}
+            for h in history]
+    text = f"schema policy: {policy}\n" + (table(rows, ["run_id", "at", "destination", "change"])
+                                           if rows else "no run has changed the feed's tables yet")
+    return {"schema_policy": policy, "history": history}, text, 0
 
 
 def _user_name() -> str | None:

@@ -13,6 +13,7 @@ from email.utils import formatdate, make_msgid
 
 from common.settings import Settings
 from core.notify.base import Channel, DeliveryError, NotConfigured
+from core.schema_history import change_lines
 
 TIMEOUT_S = 10
 NOT_CONFIGURED = "email is not set up: set TRIBUTARY_SMTP_HOST (and TRIBUTARY_SMTP_PORT) for the app"
@@ -37,6 +38,8 @@ def compose(document: dict, title: str) -> tuple[str, str]:
         f"Finished:        {document.get('finished_at') or '-'}",
         f"Duration:        {f'{duration:g} s' if duration is not None else '-'}",
     ]
+    for destination, change in (document.get("schema_changes") or {}).items():
+        lines += ["", f"Schema change in {destination}:", *(f"  {line}" for line in change_lines(change))]
     if document.get("error"):
         # Last, on lines of its own: a script's error is often a multi-line traceback.
         lines += ["", "Error:", document["error"]]

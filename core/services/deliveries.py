@@ -50,12 +50,15 @@ def run_link(run_id: str, public_url: str) -> str:
 def document_for(run: Run, event: str, public_url: str) -> dict:
     """The JSON a webhook receives; the email says the same."""
     view = run_view(run)
-    return {
+    document = {
         "event": event, "feed": run.feed_name, "run_id": run.id, "status": run.status,
         "records_written": run.records_written, "records_loaded": run.records_loaded, "error": run.error,
         "started_at": view["started_at"], "finished_at": view["finished_at"], "duration_s": view["duration_s"],
         "link": run_link(run.id, public_url),
     }
+    if event == "schema_changed":  # the diff, per destination (core/schema_history.py)
+        document["schema_changes"] = run.schema_changes or {}
+    return document
 
 
 @dataclass(frozen=True)

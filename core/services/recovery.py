@@ -39,6 +39,7 @@ from common.process import died, worker_id
 from common.settings import get_settings
 from core.execution import counted, holding, partial_commit_error
 from core.heartbeat import stale, stale_after_s
+from core.schema_history import change_lines, record_change
 from core.services.loop import LoopService
 from runners.leftovers import kill_left_sandbox
 from core.runs import (ACTIVE_STATUSES, complete_run, finish, finished, get_run, ledger_id, record_checkpoint,
@@ -233,13 +234,16 @@ def _complete_load(run_id: str, pending: dict, name: str, destinations: Callable
     request = LoadRequest(table=pending["table"], files=files, load_type=pending["load_type"],
                           run_id=ledger_id(run_id, pending),
                           loaded_at=utcnow(), primary_key=list(pending["primary_key"]),
-                          max_rejected_ratio=pending["max_rejected_ratio"])
+                          max_rejected_ratio=pending["max_rejected_ratio"],
+                          schema_policy=pending.get("schema_policy", "evolve"))
     try:
         result = destinations(name).load(request)
     except Exception as exc:  # noqa: BLE001 - reported on the run
         return f"loading {name} from the kept spool failed: {exc}"
     results[name] = {"rows": result.rows, "skipped": result.skipped, "location": result.location,
                      "rejected": result.rejected}
+    for line in change_lines({**record_change(run_id, name, result), "rejected": 0}):
+        note(f"{name}: {line}")
     note(f"{name}: {result.rows} rows committed from the kept spool")
     return None
 

@@ -46,6 +46,18 @@ class RejectedRowsError(LoadError):
     """More records were rejected than the feed's failed row threshold allows."""
 
 
+class SchemaFrozenError(LoadError):
+    """The feed's schema policy is freeze and the run would add or widen a column."""
+
+
+# What a load does when a run's records do not fit the table it loads into (an existing table;
+# a table's first load always creates it): evolve adds and widens columns, freeze fails the load
+# before it commits, naming the columns, discard_new_columns leaves the fields without a column
+# out (widening still happens: the values are kept) and reports them.
+SCHEMA_POLICIES = {"evolve": "Evolve: add and widen columns", "freeze": "Freeze: fail the run",
+                   "discard_new_columns": "Discard new columns"}
+
+
 @dataclass(frozen=True)
 class IdentifierRules:
     """How a record's field names become column names in one system."""
@@ -99,6 +111,7 @@ class LoadRequest:
     max_rejected_ratio: float = 0.0
     # The work a stager of this destination did while the script ran (see Stager), if any.
     staged: Stager | None = None
+    schema_policy: str = "evolve"  # see SCHEMA_POLICIES
 
 
 @dataclass
@@ -108,6 +121,9 @@ class LoadResult:
     location: str = ""
     rejected: int = 0  # records written to the rejects table instead
     schema_changes: list[str] = field(default_factory=list)  # e.g. "added column x (BIGINT)"
+    # The same, as data (see schema.SchemaPlan.diff): created, added, widened, dropped.
+    schema_diff: dict = field(default_factory=dict)
+    rejected_reasons: list[str] = field(default_factory=list)  # a sample of why records were rejected
 
 
 class Stager(ABC):
@@ -168,8 +184,10 @@ class Destination(ABC):
 
         A run id the destination already holds is not loaded again: the result says
         `skipped`. A load type outside `capabilities.load_types`, an upsert without a key, a
-        damaged spool (SpoolError) or more rejects than the threshold allows (RejectedRowsError)
-        fail the load before it commits. Whatever fails, the destination is left as it was
+        damaged spool (SpoolError), more rejects than the threshold allows (RejectedRowsError)
+        or, under the freeze schema policy, a column to add or widen (SchemaFrozenError) fail
+        the load before it commits. Under discard_new_columns the fields an existing table has
+        no column for are left out. The result says what changed (schema_changes, schema_diff). Whatever fails, the destination is left as it was
         (rows, columns, and no run id), and the error raised is the first one: an undo that
         fails too is a note on it (see undo_keeping_error)."""
 

@@ -13,7 +13,7 @@ from itertools import chain
 from pathlib import Path
 
 from storage.destinations import spool
-from storage.destinations.base import AUDIT_COLUMNS, Capabilities
+from storage.destinations.base import AUDIT_COLUMNS, Capabilities, SchemaFrozenError
 from storage.destinations.column_types import INT64_MAX, INT64_MIN, TIMESTAMP_PATTERN, ColumnType, join, widened
 
 _SCALAR_KINDS = {bool: ColumnType.BOOLEAN, float: ColumnType.FLOAT}
@@ -92,6 +92,7 @@ class SchemaPlan:
     table_exists: bool
     columns: list[PlannedColumn]  # the table's order: existing columns first, then new ones
     unloadable: dict[str, str] = field(default_factory=dict)  # field -> why it cannot be loaded
+    dropped: list[str] = field(default_factory=list)  # fields left out by the discard_new_columns policy
 
     @property
     def loaded(self) -> list[PlannedColumn]:
@@ -114,7 +115,47 @@ class SchemaPlan:
             return [f"created table {self.table} with {len(self.columns)} columns"] if self.columns else []
         changes = [f"added column {c.name} ({c.native})" for c in self.new]
         changes += [f"widened column {c.name} from {c.previous} to {c.native}" for c in self.widened]
+        changes += [f"dropped field {f}: no column is added for it (schema policy: discard new columns)"
+                    for f in self.dropped]
         return changes
+
+    def diff(self) -> dict:
+        """The change as data, for the run's schema history: {} when the table is unchanged."""
+        return schema_diff(
+            created=not self.table_exists and bool(self.columns),
+            added=[(c.name, c.native) for c in (self.columns if not self.table_exists else self.new)],
+            widened=[(c.name, c.previous, c.native) for c in self.widened], dropped=self.dropped)
+
+
+def schema_diff(created: bool, added: list[tuple[str, str]], widened: list[tuple[str, str, str]],
+                dropped: list[str]) -> dict:
+    """The change as a run's schema history keeps it (type names as SQL writes them, in capitals)."""
+    if not (created or added or widened or dropped):
+        return {}
+    return {"created": created, "added": [{"column": n, "type": t.upper()} for n, t in added],
+            "widened": [{"column": n, "from": (a or "").upper(), "to": b.upper()} for n, a, b in widened],
+            "dropped": list(dropped)}
+
+
+def frozen_error(table: str, added: list[tuple[str, str]], widened: list[tuple[str, str, str]]) -> SchemaFrozenError:
+    what = [f"add column {n} ({t})" for n, t in added] + [f"widen column {n} from {a} to {b}" for n, a, b in widened]
+    return SchemaFrozenError(f"the schema of table {table} is frozen (schema policy: freeze), and this run would "
+                             f"{', '.join(what)}; nothing was loaded and the table is unchanged")
+
+
+def apply_policy(plan: SchemaPlan, policy: str) -> SchemaPlan:
+    """Hold the plan to the feed's schema policy (see base.SCHEMA_POLICIES): raises
+    SchemaFrozenError under freeze, leaves new fields out under discard_new_columns. A table's
+    first load creates it whatever the policy."""
+    if not plan.table_exists or policy == "evolve":
+        return plan
+    if policy == "freeze" and (plan.new or plan.widened):
+        raise frozen_error(plan.table, [(c.name, c.native) for c in plan.new],
+                           [(c.name, c.previous, c.native) for c in plan.widened])
+    if policy == "discard_new_columns" and plan.new:
+        plan.dropped = [c.field or c.name for c in plan.new]
+        plan.columns = [c for c in plan.columns if c.status != "new"]
+    return plan
 
 
 ExistingColumns = dict[str, tuple[ColumnType, str]]  # column name -> (type, native type)
@@ -159,8 +200,10 @@ def plan_schema(
     return SchemaPlan(table=table, table_exists=existing is not None, columns=columns, unloadable=unloadable)
 
 
-def plan_file_schema(table: str, profile: RunProfile, listed: list[dict], capabilities: Capabilities) -> SchemaPlan:
+def plan_file_schema(table: str, profile: RunProfile, listed: list[dict], capabilities: Capabilities,
+                     policy: str = "evolve") -> SchemaPlan:
     """The plan of a file destination (local Parquet, S3), whose state lists its columns as
-    {"name", "type"} with the type's ColumnType value as its native name (none listed: no table yet)."""
+    {"name", "type"} with the type's ColumnType value as its native name (none listed: no table
+    yet), held to the feed's schema policy."""
     existing = {c["name"]: (ColumnType(c["type"]), c["type"]) for c in listed} or None
-    return plan_schema(table, profile, existing, capabilities, lambda kind: kind.value)
+    return apply_policy(plan_schema(table, profile, existing, capabilities, lambda kind: kind.value), policy)

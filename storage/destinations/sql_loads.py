@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from storage.destinations.base import LOADED_AT_COLUMN, POSITION_COLUMN, REJECT_FIELDS, RUN_ID_COLUMN, LoadRequest
 from storage.destinations.column_types import ColumnType
-from storage.destinations.schema import PlannedColumn, SchemaPlan, plan_schema, profile_spool
+from storage.destinations.schema import PlannedColumn, SchemaPlan, apply_policy, plan_schema, profile_spool
 from storage.destinations.sql import quote
 from storage.destinations.sql_warehouse import SqlDestination, SqlSession, TableLoad
 
@@ -90,8 +90,9 @@ class ShapedLoad(TableLoad):
         self.rejects = _shaping().RejectLog()
         self.profile = profile_spool(self.request.files, d.chunk_rows)
         existing = d.existing_columns(session, self.table)
-        self.plan = plan_schema(self.table, self.profile, existing, d.capabilities, d.dialect.native)
-        self.schema_changes = self.plan.changes()
+        plan = plan_schema(self.table, self.profile, existing, d.capabilities, d.dialect.native)
+        self.plan = apply_policy(plan, self.request.schema_policy)  # under freeze: fails here, before BEGIN
+        self.schema_changes, self.schema_diff = self.plan.changes(), self.plan.diff()
         # Named per load: temporary tables are per session, but not on every server.
         self.staging = Staging(d.ident(f"{STAGING_TABLE}_{uuid.uuid4().hex[:8]}"), self.plan.loaded)
 
@@ -116,6 +117,7 @@ class ShapedLoad(TableLoad):
         if self.rejects.count:
             self.store_rejects(session)
         self.rows, self.rejected = self.profile.records - self.rejects.count, self.rejects.count
+        self.rejected_reasons = list(self.rejects.samples)
 
     @abstractmethod
     def fill(self, session: SqlSession) -> None:

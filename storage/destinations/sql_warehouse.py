@@ -76,6 +76,8 @@ class TableLoad(ABC):
         self.rows = 0
         self.rejected = 0
         self.schema_changes: list[str] = []
+        self.schema_diff: dict = {}  # see schema.SchemaPlan.diff
+        self.rejected_reasons: list[str] = []
 
     def start(self) -> None:
         """Work before the warehouse is opened."""
@@ -99,7 +101,8 @@ class TableLoad(ABC):
 
     def result(self) -> LoadResult:
         return LoadResult(rows=self.rows, location=self.destination.describe_target(self.request.table),
-                          rejected=self.rejected, schema_changes=self.schema_changes)
+                          rejected=self.rejected, schema_changes=self.schema_changes, schema_diff=self.schema_diff,
+                          rejected_reasons=self.rejected_reasons)
 
 
 class SqlDestination(Destination):

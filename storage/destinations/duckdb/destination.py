@@ -26,6 +26,7 @@ from storage.destinations.base import Capabilities, IdentifierRules, LoadRequest
 from storage.destinations.column_types import ColumnType
 from storage.destinations.duckdb import staging
 from storage.destinations.duckdb.configuration import DuckDBSettings
+from storage.destinations.schema import frozen_error, schema_diff
 from storage.destinations.sql import SqlDialect, quote
 from storage.destinations.sql_loads import StreamingSqlDestination
 from storage.destinations.sql_warehouse import TableLoad
@@ -103,6 +104,15 @@ class NativeLoad(TableLoad):
         existing = self.destination.existing_columns(session, self.table)
         self.targets, self.new = staging.plan(self.stager.columns(), existing)
         self.table_exists = existing is not None
+        native = self.destination.dialect.native
+        if self.table_exists and self.new and self.request.schema_policy == "freeze":
+            raise frozen_error(self.table, [(f, native(self.targets[f])) for f in self.new], [])
+        if self.table_exists and self.new and self.request.schema_policy == "discard_new_columns":
+            raise staging.NotNative("new fields to leave out: the generic load's work")
+        if not self.table_exists:
+            self.schema_diff = schema_diff(True, [(f, native(k)) for f, k in self.targets.items()], [], [])
+        else:
+            self.schema_diff = schema_diff(False, [(f, native(self.targets[f])) for f in self.new], [], [])
 
     def create_tables(self, session: _Session) -> None:
         native, table = self.destination.dialect.native, quote(self.table)

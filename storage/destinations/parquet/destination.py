@@ -77,14 +77,15 @@ class ParquetDestination(Destination):
             return LoadResult(rows=0, skipped=True, location=str(final))
         profile = profile_spool(request.files, self.chunk_rows)
         state = self._state(request.table)
-        plan = plan_file_schema(request.table, profile, state["columns"], self.capabilities)
+        plan = plan_file_schema(request.table, profile, state["columns"], self.capabilities, request.schema_policy)
         with RejectLog() as rejects:
             self._write_run(request, plan, profile, rejects, final)
             self._commit_state(request, plan, state)
+            reasons = list(rejects.samples)
         if request.load_type == "truncate_insert":
             self._remove_other_runs(request.table, final)
         return LoadResult(rows=profile.records - rejects.count, location=str(final), rejected=rejects.count,
-                          schema_changes=plan.changes())
+                          schema_changes=plan.changes(), schema_diff=plan.diff(), rejected_reasons=reasons)
 
     def _write_run(self, request: LoadRequest, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
                    final: Path) -> None:

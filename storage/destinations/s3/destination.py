@@ -85,14 +85,16 @@ class S3Destination(Configured, Destination):
         if any(r["run_id"] == request.run_id for r in current["runs"]):
             return LoadResult(rows=0, skipped=True, location=self.describe_target(request.table))
         profile = profile_spool(request.files, self.chunk_rows)
-        plan = plan_file_schema(request.table, profile, current["columns"], self.capabilities)
+        plan = plan_file_schema(request.table, profile, current["columns"], self.capabilities, request.schema_policy)
         run_prefix = objects.join_key(self._feed_prefix(request.table), _day(request), request.run_id)
         with RejectLog() as rejects, tempfile.TemporaryDirectory(prefix="tributary-s3-") as tmp:
             replaced = self._upload_and_commit(request, plan, profile, rejects, current, Path(tmp), run_prefix)
+            reasons = list(rejects.samples)
         if replaced:
             self._delete_replaced(request.table, replaced)
         return LoadResult(rows=profile.records - rejects.count, location=objects.url(self.config.bucket, run_prefix),
-                          rejected=rejects.count, schema_changes=plan.changes())
+                          rejected=rejects.count, schema_changes=plan.changes(), schema_diff=plan.diff(),
+                          rejected_reasons=reasons)
 
     def _upload_and_commit(self, request: LoadRequest, plan: SchemaPlan, profile: RunProfile, rejects: RejectLog,
                            current: dict, tmp: Path, run_prefix: str) -> list[dict]:
