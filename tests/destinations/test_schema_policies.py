@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from storage.destinations.base import SchemaFrozenError
-from tests.destinations.harness import request_for
+from tests.destinations.harness import make_target, request_for
 
 
 def _names(types: dict) -> set[str]:
@@ -31,10 +31,21 @@ def test_freeze_refuses_a_new_column_and_leaves_the_table(target, spool_files):
     assert [r["id"] for r in target.rows("orders")] == [1]
 
 
-def test_freeze_refuses_a_widened_column(target, spool_files):
+WIDENING = ["duckdb", "postgres"]  # the others reject a wider value instead of widening the column
+
+
+def test_the_destinations_that_widen_columns_are_those_named_here(target):
+    assert target.destination.capabilities.widens_columns is (target.kind in WIDENING)
+
+
+@pytest.fixture(params=WIDENING)
+def widening_target(request, tmp_path):
+    return make_target(request.param, request, tmp_path)
+
+
+def test_freeze_refuses_a_widened_column(widening_target, spool_files):
+    target = widening_target
     destination = target.destination
-    if not destination.capabilities.widens_columns:
-        pytest.skip("this destination rejects a wider value instead of widening its column")
     destination.load(request_for(spool_files([{"id": 1, "price": 10}]), "r1"))
     before = target.types("orders")
     with pytest.raises(SchemaFrozenError, match="(?i)widen column price"):
