@@ -176,7 +176,7 @@ def _as_host(hostname: str | None) -> list[str]:
     unshare = shutil.which("unshare")
     probe = subprocess.run([unshare or "unshare", "--uts", "true"], capture_output=True) if unshare else None
     if probe is None or probe.returncode != 0:
-        pytest.skip("a worker of another host needs `unshare --uts` (util-linux, as root)")
+        missing_service("a worker of another host needs `unshare --uts` (util-linux, as root)")
     return [unshare, "--uts", "sh", "-c", f'hostname "{hostname}" && exec "$0" "$@"']
 
 
