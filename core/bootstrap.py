@@ -269,5 +269,6 @@ def execute_run(run_id: str) -> Run:
     return current().execute_run(run_id)
 
 
-def start_run(feed_name: str, trigger: str = "manual", payload: dict | None = None, wait: bool = False) -> Run:
-    return current().start_run(feed_name, trigger, payload, wait)
+def start_run(feed_name: str, trigger: str = "manual", payload: dict | None = None, wait: bool = False,
+              options: RunOptions | None = None) -> Run:
+    return current().start_run(feed_name, trigger, payload, wait, options)

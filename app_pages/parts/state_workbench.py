@@ -13,6 +13,8 @@ import streamlit as st
 from app_pages.parts.common import flash, owner, when
 from common.errors import TributaryError
 from core import state as states
+from core.bootstrap import start_run
+from core.runs import RunOptions
 
 
 def render(feed_name: str) -> None:
@@ -21,13 +23,17 @@ def render(feed_name: str) -> None:
     st.markdown("**Current state**: what the next run's `metadata` holds")
     st.json(current)
     _history(history)
-    edit, reset, rewind = st.tabs(["Edit", "Reset", "Rewind"])
+    edit, reset, rewind, backfill, refresh = st.tabs(["Edit", "Reset", "Rewind", "Run with a state", "Full refresh"])
     with edit:
         _edit(feed_name, current)
     with reset:
         _reset(feed_name)
     with rewind:
         _rewind(feed_name, history)
+    with backfill:
+        _backfill(feed_name, current)
+    with refresh:
+        _full_refresh(feed_name)
 
 
 def _history(history) -> None:
@@ -88,6 +94,31 @@ def _rewind(feed_name: str, history) -> None:
     why = st.text_input("Why (kept in the history)", key=f"state:{feed_name}:rewind-why")
     if st.button("Rewind", key=f"state:{feed_name}:rewind", icon=":material/history:"):
         _apply(lambda: states.rewind_state(feed_name, chosen, owner(), why or None), "State rewound.")
+
+
+def _backfill(feed_name: str, current: dict) -> None:
+    st.caption("Run the feed once from a state of your choosing (a backfill, or a replay from an older or edited "
+               "state). The feed's state stays as it is unless you ask otherwise.")
+    text = st.text_area("Start from (a JSON object)", value=json.dumps(current, indent=2), height=120,
+                        key=f"state:{feed_name}:backfill-state")
+    commit = st.checkbox("Make the state it ends with current when the run succeeds",
+                         key=f"state:{feed_name}:backfill-commit")
+    try:
+        start = json.loads(text)
+    except ValueError as exc:
+        st.error(f"Start from: not valid JSON ({exc})", icon=":material/error:")
+        return
+    if st.button("Run with this state", key=f"state:{feed_name}:backfill", icon=":material/play_arrow:"):
+        options = RunOptions(state=start, commit_state=commit)
+        _apply(lambda: start_run(feed_name, trigger="manual", options=options), "Run started from the given state.")
+
+
+def _full_refresh(feed_name: str) -> None:
+    st.caption("Reload the feed from {} and replace its table when the run commits, whatever its load type: "
+               "readers see the old contents until then, and a failed run leaves them.")
+    if st.button("Start a full refresh", key=f"state:{feed_name}:full-refresh", icon=":material/refresh:"):
+        _apply(lambda: start_run(feed_name, trigger="manual", options=RunOptions(full_refresh=True)),
+               "Full refresh started.")
 
 
 def _apply(change, done: str) -> None:

@@ -59,3 +59,23 @@ def test_a_change_during_a_run_is_refused_with_the_reason(app):
     at = button(at, "Reset to {}").click().run()
     assert any(f"has a run in progress ({run.id})" in e for e in errors(at)), errors(at)
     assert current_state("orders") == {"next": 1}
+
+
+def test_run_with_a_state_and_full_refresh_start_their_runs(app):
+    from tests.ui.conftest import wait_for_runs
+
+    create_feed(FeedSpec(name="orders", script=SCRIPT))
+    execute_run(create_run("orders").id)
+    at = open_state(app)
+    labelled(at.text_area, "Start from (a JSON object)").set_value('{"next": 50}').run()
+    at = button(at, "Run with this state").click().run()
+    backfill = wait_for_runs("orders")
+    assert (backfill.status, backfill.state_before, backfill.options) == (
+        "succeeded", {"next": 50}, {"state": {"next": 50}, "commit_state": False})
+    assert current_state("orders") == {"next": 1}  # not asked to become current
+
+    at = button(at, "Start a full refresh").click().run()
+    refresh = wait_for_runs("orders")
+    assert refresh.id != backfill.id and refresh.options == {"full_refresh": True}
+    assert (refresh.status, refresh.state_before) == ("succeeded", {})
+    assert current_state("orders") == {"next": 1}  # it started from {}: 0, then saved 1
