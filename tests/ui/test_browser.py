@@ -526,3 +526,60 @@ def test_delete_closes_the_more_actions_popover_behind_its_dialog(page, server, 
     expect(page.get_by_test_id("stPopoverBody")).to_have_count(0)  # the menu closed behind the dialog
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
+
+
+STATEFUL = ("from lib import outputStream, metadata\n"
+            "n = metadata.get('next', 0)\n"
+            "record = {'id': n}\n"
+            "if n >= 1:\n    record['tag'] = 'new'\n"
+            "outputStream.write(record)\nmetadata.save({'next': n + 1})\n")
+
+
+def test_the_state_workbench_edits_resets_and_rewinds_and_a_run_shows_its_schema_change(page, server, store):
+    from playwright.sync_api import expect
+
+    from core.bootstrap import execute_run
+    from core.feeds import FeedSpec, create_feed
+    from core.runs import create_run
+    from core.state import current_state, state_history
+
+    create_feed(FeedSpec(name="stateful", script=STATEFUL))
+    first = execute_run(create_run("stateful").id)
+    second = execute_run(create_run("stateful").id)  # adds the column tag
+    assert (first.status, second.status) == ("succeeded", "succeeded"), (first.error, second.error)
+
+    open_page(page, server, "/edit-feed?feed=stateful")
+    page.get_by_role("tab", name="State", exact=True).click()
+    state_box = page.get_by_label("New state (a JSON object)")
+    state_box.fill('{"next": 40}')
+    state_box.press("Control+Enter")  # hands a text area's value to Streamlit
+    wait_until_idle(page)
+    expect(page.get_by_text("What changes")).to_be_visible()
+    enter(page.get_by_label("Why (kept in the history)").first, "replay from 40")
+    wait_until_idle(page)
+    page.get_by_role("button", name="Save state").click()
+    expect(page.get_by_text("State saved.")).to_be_visible()
+    assert current_state("stateful") == {"next": 40}
+    assert state_history("stateful")[-1].note == "replay from 40"
+
+    page.get_by_role("tab", name="State", exact=True).click()
+    page.get_by_role("tab", name="Reset").click()
+    page.get_by_role("button", name="Reset to {}").click()
+    expect(page.get_by_text("State reset to {}.")).to_be_visible()
+    assert current_state("stateful") == {}
+
+    page.get_by_role("tab", name="State", exact=True).click()
+    page.get_by_role("tab", name="Rewind").click()
+    page.get_by_role("combobox", name="Rewind to the state").click()
+    page.get_by_role("option", name=re.compile(f"after run {first.id}")).click()
+    wait_until_idle(page)
+    if not page.get_by_role("button", name=re.compile(r"Rewind$")).is_visible():  # the rerun reopened the first tab
+        page.get_by_role("tab", name="State", exact=True).click()
+        page.get_by_role("tab", name="Rewind").click()
+    page.get_by_role("button", name=re.compile(r"Rewind$")).click()
+    expect(page.get_by_text("State rewound.")).to_be_visible()
+    assert current_state("stateful") == {"next": 1}
+
+    open_page(page, server, f"/runs?run={second.id}")
+    page.get_by_role("tab", name="Destinations").click()
+    expect(page.get_by_text("column tag added (VARCHAR)", exact=True)).to_be_visible()
