@@ -46,7 +46,7 @@ def detected_schema(records: list[dict], feed_name: str | None = None, destinati
                     settings: Settings | None = None) -> dict:
     """The schema the records make, compared with each destination's table of the feed."""
     profile, columns = detected_columns(records)
-    schema = {"records": len(records), "columns": columns, "destinations": []}
+    schema = {"records": len(records), "columns": columns, "destinations": [], "policy": policy_of(feed_name)}
     if not feed_name or not records:
         return schema
     for name in destinations or []:
@@ -163,6 +163,19 @@ def destinations_of(feed_name: str | None) -> list[str]:
         return list(get_feed(feed_name).destinations)
     except NotFound:
         return []
+
+
+def policy_of(feed_name: str | None) -> str:
+    """The saved feed's schema policy (what a run would do with a change), evolve otherwise."""
+    if not feed_name:
+        return "evolve"
+    from common.errors import NotFound
+    from core.feeds import get_feed
+
+    try:
+        return get_feed(feed_name).schema_policy or "evolve"
+    except NotFound:
+        return "evolve"
 
 
 __all__ = ["detected_schema", "detected_columns", "compare_with_destination", "destinations_of"]

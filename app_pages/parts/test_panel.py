@@ -176,6 +176,8 @@ def _schema(schema: dict | None) -> None:
             st.caption("The table does not exist yet: the feed's first run creates it with these columns.")
             continue
         st.caption(schema_changes_caption(view["columns"]))
+        if effect := policy_effect(view["columns"], schema.get("policy") or "evolve"):
+            st.warning(effect, icon=":material/schema:")
         st.dataframe(pd.DataFrame(schema_rows(view["columns"])), hide_index=True)
 
 
@@ -186,6 +188,20 @@ def schema_changes_caption(columns: list[dict]) -> str:
     parts = [f"{counts['new']} added" if counts["new"] else "", f"{counts['widened']} widened" if counts["widened"] else "",
              f"{counts['rejected']} rejected" if counts["rejected"] else ""]
     return "A run with these records: " + ", ".join(p for p in parts if p) + "."
+
+
+def policy_effect(columns: list[dict], policy: str) -> str | None:
+    """What the feed's schema policy would do with the change these records make."""
+    added = [c["column"] or c["field"] for c in columns if c["status"] == "new"]
+    widened = [c["column"] for c in columns if c["status"] == "widened"]
+    if policy == "freeze" and (added or widened):
+        change = ", ".join([f"add {name}" for name in added] + [f"widen {name}" for name in widened])
+        return (f"The feed's schema policy is freeze: a run with these records would fail before loading "
+                f"anything, as it would {change}.")
+    if policy == "discard_new_columns" and added:
+        return (f"The feed's schema policy is discard new columns: a run would load these records without "
+                f"{', '.join(added)}, and keep the table's columns.")
+    return None
 
 
 def schema_rows(columns: list[dict]) -> list[dict]:

@@ -76,3 +76,22 @@ def test_a_column_no_record_has_and_a_reserved_field(tributary):
     statuses = {c["column"] or c["field"]: c["status"] for c in view["columns"]}
     assert statuses["amount"] == "absent" and statuses["id"] == "same"
     assert statuses["_tributary_run_id"] == "rejected"
+
+
+def test_a_test_says_what_the_feeds_schema_policy_would_do_with_its_change(tributary):
+    from app_pages.parts.test_panel import policy_effect
+
+    create_feed(FeedSpec(name="orders", script=FIRST, schema_policy="freeze"))
+    assert execute_run(create_run("orders").id).status == "succeeded"
+    edit_feed("orders", script="from lib import outputStream\n"
+                               "outputStream.write({'id': 2, 'amount': 5.5, 'flag': True, 'name': 'y', 'tag': 'n'})\n")
+    result = preview_feed("orders")
+    assert result.ok and result.schema["policy"] == "freeze"
+    (view,) = result.schema["destinations"]
+    assert policy_effect(view["columns"], "freeze") == (
+        "The feed's schema policy is freeze: a run with these records would fail before loading anything, as it "
+        "would add tag, widen amount.")
+    assert policy_effect(view["columns"], "discard_new_columns") == (
+        "The feed's schema policy is discard new columns: a run would load these records without tag, and keep "
+        "the table's columns.")
+    assert policy_effect(view["columns"], "evolve") is None
