@@ -1,11 +1,13 @@
 """The real servers that tests of more than one folder use, one definition for the whole run
 (registered by tests/conftest.py): an S3 server (moto, in a thread, on a free port) and a
-Snowflake server (fakesnow). One definition matters: fakesnow.server() can be called once per
-process (it replaces itself with its module on first use)."""
+Snowflake server (fakesnow's app under uvicorn). One definition matters: fakesnow.server()
+can be called once per process (it replaces itself with its module on first use)."""
 
 from __future__ import annotations
 
 import socket
+import threading
+import time
 import uuid
 
 import pytest
@@ -48,12 +50,31 @@ def s3_settings(s3_endpoint):
 
 @pytest.fixture(scope="session")
 def snowflake_server():
+    """fakesnow's app served by uvicorn on a free port, as fakesnow.server() does, but stopped
+    with force_exit at the end: its own clean exit waits for every client connection to close,
+    and a connector left open by a test would hold the whole run at its end."""
     try:
-        import fakesnow
+        import uvicorn
+
+        import fakesnow.server as fake
     except ImportError as exc:
         missing_service(f"the Snowflake test server (fakesnow) is not installed: {exc}")
-    with fakesnow.server() as connection_arguments:
-        yield connection_arguments
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(fake.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="fakesnow server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while thread.is_alive() and not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        missing_service("the Snowflake test server (fakesnow) did not start")
+    try:
+        yield {"user": "fake", "password": "snow", "account": "fakesnow", "host": "127.0.0.1", "port": port,
+               "protocol": "http", "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+               "network_timeout": 1}
+    finally:
+        server.should_exit = server.force_exit = True
+        thread.join(10)
 
 
 @pytest.fixture
