@@ -10,6 +10,7 @@ wants the dispatcher builds bootstrap's background services.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -132,6 +133,7 @@ class Worker:
     process: subprocess.Popen
     data_dir: Path
     log_path: Path
+    apart: bool = False  # on a machine of its own (Apart)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -149,11 +151,17 @@ class Cluster:
     data_dir: Path
     root: Path
     workers: list[Worker] = field(default_factory=list)
+    machines: list = field(default_factory=list)
+
+    def reach(self, url: str) -> str:
+        """A URL of this host (a test's HTTP server) as the workers reach it: through the
+        slirp4netns gateway when they are on machines of their own."""
+        return Machine.address(url) if any(w.apart for w in self.workers) else url
 
     def logs(self) -> str:
         return "\n".join(f"--- worker {w.pid} ---\n{w.log()[-6000:]}" for w in self.workers)
 
-    def start_worker(self, hostname: str | None = None) -> Worker:
+    def start_worker(self, hostname: str | Apart | None = None) -> Worker:
         return start_worker(self, self.root / f"worker{len(self.workers) + 1}", hostname)
 
     def worker_of(self, worker_id: str | None) -> Worker | None:
@@ -163,9 +171,24 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster_hosts() -> tuple[str | None, ...]:
-    """The workers the cluster starts: each on this host (None), or under another host name."""
+def cluster_hosts() -> tuple[str | Apart | None, ...]:
+    """The workers the cluster starts: each on this host (None), under another host name, or
+    on a machine of its own (Apart)."""
     return (None, None)
+
+
+@dataclass(frozen=True)
+class Apart:
+    """A worker on a machine of its own, as far as this host allows (root, util-linux,
+    slirp4netns): a host name, a mount namespace in which the cluster's folders (the app's data
+    dir, the other workers' homes) are hidden but its own home, and a network namespace of its
+    own that reaches this host only through slirp4netns's gateway (SLIRP_HOST), the way
+    another machine reaches the store, the broker and the warehouse by their address."""
+
+    hostname: str
+
+
+SLIRP_HOST = "10.0.2.2"  # this host, from inside a slirp4netns network
 
 
 def _as_host(hostname: str | None) -> list[str]:
@@ -180,17 +203,84 @@ def _as_host(hostname: str | None) -> list[str]:
     return [unshare, "--uts", "sh", "-c", f'hostname "{hostname}" && exec "$0" "$@"']
 
 
-def start_worker(cluster: Cluster, home: Path, hostname: str | None = None) -> Worker:
+class Machine:
+    """The namespaces of an Apart worker: a holder process owns the UTS and network namespaces
+    (so that they outlive a worker killed with -9, as a machine outlives its processes), and
+    slirp4netns connects the network. The worker joins them with nsenter and hides, in a mount
+    namespace of its own, everything of the cluster but its home."""
+
+    def __init__(self, apart: Apart, cluster_root: Path, home: Path):
+        self.apart, self.root, self.home = apart, cluster_root, home
+        tools = {name: shutil.which(name) for name in ("unshare", "nsenter", "slirp4netns")}
+        if not all(tools.values()):
+            missing_service("a worker on a machine of its own needs unshare, nsenter (util-linux) and slirp4netns "
+                            "(apt-get install slirp4netns)")
+        self.tools = tools
+        self.holder = subprocess.Popen([tools["unshare"], "--net", "--uts", "--", "sleep", "3600"],
+                                       start_new_session=True)
+        self.slirp = None
+        wait_until(self._made, 10, "unshare --net --uts did not make the namespaces")
+        ready_r, ready_w = os.pipe()
+        self.slirp = subprocess.Popen([tools["slirp4netns"], "--configure", "--mtu=65520", f"--ready-fd={ready_w}",
+                                       str(self.holder.pid), "tap0"], pass_fds=(ready_w,),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        os.close(ready_w)
+        with os.fdopen(ready_r, "rb") as ready:
+            connected = ready.read(1) == b"1"
+        if not connected:
+            self.close()
+            missing_service("slirp4netns could not connect a worker's network namespace")
+        subprocess.run([*self.enter(), "hostname", apart.hostname], check=True)
+
+    def _made(self) -> bool:
+        try:
+            return os.readlink(f"/proc/{self.holder.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        except OSError:
+            return False
+
+    def enter(self) -> list[str]:
+        pid = self.holder.pid
+        return [self.tools["nsenter"], f"--net=/proc/{pid}/ns/net", f"--uts=/proc/{pid}/ns/uts", "--"]
+
+    def prefix(self) -> list[str]:
+        """Join the machine, then hide the cluster's folders but this worker's home: bind the
+        home aside, cover the cluster's root with an empty tmpfs, and put the home back."""
+        hide = (f'set -e; mount --bind "{self.home}" /mnt; mount -t tmpfs tmpfs "{self.root}"; '
+                f'mkdir -p "{self.home}"; mount --move /mnt "{self.home}"; cd "{self.home}"; exec "$0" "$@"')
+        return [*self.enter(), self.tools["unshare"], "--mount", "--propagation", "private", "sh", "-c", hide]
+
+    @staticmethod
+    def address(value: str) -> str:
+        """A setting that names this host's loopback, as the machine reaches it."""
+        return value.replace("@127.0.0.1:", f"@{SLIRP_HOST}:").replace("//127.0.0.1:", f"//{SLIRP_HOST}:")
+
+    def close(self) -> None:
+        for process in (self.slirp, self.holder):
+            if process is not None and process.poll() is None:
+                process.kill()
+            if process is not None:
+                process.wait()
+
+
+def start_worker(cluster: Cluster, home: Path, hostname: str | Apart | None = None) -> Worker:
     """`python -m core.worker` in a folder of its own (its working directory and data dir)."""
     home.mkdir(parents=True)
     env = dict(os.environ, TRIBUTARY_DATA_DIR=str(home / "data"),
                TRIBUTARY_MAX_CONCURRENT_RUNS=str(WORKER_CONCURRENCY),
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    machine = None
+    if isinstance(hostname, Apart):
+        machine = Machine(hostname, cluster.root, home)
+        cluster.machines.append(machine)
+        env = {key: machine.address(value) if key.startswith("TRIBUTARY_") else value for key, value in env.items()}
+        prefix = machine.prefix()
+    else:
+        prefix = _as_host(hostname)
     log_path = home / "worker.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([*_as_host(hostname), sys.executable, "-m", "core.worker"], cwd=home, env=env,
+        process = subprocess.Popen([*prefix, sys.executable, "-m", "core.worker"], cwd=home, env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = Worker(process, home / "data", log_path)
+    worker = Worker(process, home / "data", log_path, apart=machine is not None)
     cluster.workers.append(worker)
     wait_until(lambda: " ready." in worker.log() or process.poll() is not None, 60,
                lambda: f"worker {worker.pid} did not start:\n{worker.log()}")
@@ -237,3 +327,23 @@ def cluster(monkeypatch, tmp_path, redis_url, postgres_url, warehouse_url, clust
         yield cluster
     finally:
         stop_workers(cluster.workers)
+        for machine in cluster.machines:
+            machine.close()
+
+
+def what_it_shares(cluster: Cluster, worker: Worker) -> dict:
+    """What a worker sees of this host, looked at from inside its namespaces (nsenter into its
+    process): the app's data dir, the other workers' homes, the host's loopback (the store's
+    port 5432 on 127.0.0.1, which it must reach by the host's address instead)."""
+    others = [str(w.data_dir.parent) for w in cluster.workers if w is not worker]
+    probe = ("import os, socket, sys, json\n"
+             "def seen(path): return os.path.exists(path)\n"
+             "def reaches(port):\n"
+             "    try: socket.create_connection(('127.0.0.1', port), timeout=1).close(); return True\n"
+             "    except OSError: return False\n"
+             "print(json.dumps({'app data dir': seen(sys.argv[1]), 'other workers': any(seen(p) for p in sys.argv[2:]),"
+             " 'host loopback': reaches(5432)}))\n")
+    nsenter = shutil.which("nsenter") or "nsenter"
+    out = subprocess.run([nsenter, f"--target={worker.pid}", "--mount", "--net", "--", sys.executable, "-c", probe,
+                          str(cluster.data_dir), *others], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
