@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,11 +20,11 @@ from core import bootstrap
 from core.connections import ConnectionInput, create_connection
 from core.feeds import FeedSpec, create_feed
 from core.runs import FINAL_STATUSES, get_run, list_runs
-from tests.distributed.conftest import WORKER_CONCURRENCY
+from tests.distributed.conftest import WORKER_CONCURRENCY, TextServer
 from tests.helpers import wait_until
 
 
-class Gate:
+class Gate(TextServer):
     """GET /enter/<group>/<name>, /hold/<group> ("hold" until released, then "go") and
     /leave/<group>/<name>: the scripts in flight per group, and the most at once."""
 
@@ -35,22 +34,7 @@ class Gate:
         self.entered: dict[str, set] = defaultdict(set)
         self.released: set[str] = set()
         self.lock = threading.Lock()
-        gate = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - the http.server API
-                body = gate.answer(*self.path.strip("/").split("/")).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(lambda path: self.answer(*path.split("/")))
 
     def answer(self, action: str, group: str, name: str = "") -> str:
         with self.lock:
@@ -65,10 +49,6 @@ class Gate:
     def release(self, group: str) -> None:
         with self.lock:
             self.released.add(group)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
