@@ -40,7 +40,9 @@ class ConnectionInput:
     body: dict | str | None = None  # a dict, or JSON text from an editor
     token_path: str | None = None
     token_header: str | None = None
-    limits: dict | None = None  # lib.connection's budget and retries: rate, per, max_in_flight, retries
+    # lib.connection's budget and retries (rate, per, max_in_flight, retries) and how many of the
+    # connection's runs may execute at once, on all workers together (max_concurrent_runs)
+    limits: dict | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -104,9 +106,13 @@ def _split(auth_type: str, data: ConnectionInput, params: dict, secrets: dict) -
 LIMIT_PERIODS = ("second", "minute", "hour", "day")
 
 
+RUNS_AT_ONCE_MAX = 256
+
+
 def checked_limits(limits: dict) -> dict:
-    """A connection's request budget and retries, as lib.connection.configure() takes them;
-    a rate or max in flight of 0 (or none) means no limit."""
+    """A connection's request budget and retries, as lib.connection.configure() takes them,
+    and its runs at once (the dispatcher's cap); a rate, max in flight or runs at once of 0
+    (or none) means no limit."""
     problems, out = [], {}
     rate, per = limits.get("rate"), limits.get("per") or "second"
     if rate not in (None, 0, ""):
@@ -124,6 +130,12 @@ def checked_limits(limits: dict) -> dict:
             problems.append(("requests at once", "must be a whole number from 1 to 256 (0: no limit)"))
         else:
             out["max_in_flight"] = in_flight
+    runs = limits.get("max_concurrent_runs")
+    if runs not in (None, 0, ""):
+        if not isinstance(runs, int) or isinstance(runs, bool) or not 0 < runs <= RUNS_AT_ONCE_MAX:
+            problems.append(("runs at once", f"must be a whole number from 1 to {RUNS_AT_ONCE_MAX} (0: no limit)"))
+        else:
+            out["max_concurrent_runs"] = runs
     retries = limits.get("retries", 5)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 20:
         problems.append(("retries", "must be a whole number from 0 to 20"))
@@ -198,6 +210,11 @@ def get_connection_by_id(connection_id: int) -> Connection:
         if conn is None:
             raise NotFound(f"connection #{connection_id} does not exist")
         return conn
+
+
+def runs_at_once(params: dict | None) -> int | None:
+    """How many of a connection's runs may execute at once (None: no cap), from its params."""
+    return ((params or {}).get("limits") or {}).get("max_concurrent_runs") or None
 
 
 def sandbox_material(conn: Connection | None) -> tuple[dict | None, list[str]]:

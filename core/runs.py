@@ -280,18 +280,6 @@ def get_run(run_id: str) -> Run:
         return run
 
 
-def due_queued_runs(now: datetime, limit: int = 20) -> list[Run]:
-    """Queued runs whose time has come, oldest first: the dispatcher's work list."""
-    with session_scope() as session:
-        query = (
-            select(Run)
-            .where(Run.status == "queued", (Run.not_before.is_(None)) | (Run.not_before <= now))
-            .order_by(Run.created_at)
-            .limit(limit)
-        )
-        return list(session.exec(query).all())
-
-
 def list_runs(feed_name: str | None = None, limit: int = 50, status: str | None = None) -> list[Run]:
     with session_scope() as session:
         query = select(Run).where(Run.kind == "run")

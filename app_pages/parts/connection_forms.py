@@ -18,6 +18,7 @@ from app_pages.view_models.connection_forms import header_problems, json_body_pr
 from core.connections import (
     DEFAULT_TOKEN_HEADER,
     DEFAULT_TOKEN_PATH,
+    RUNS_AT_ONCE_MAX,
     ConnectionInput,
     create_connection,
     delete_connection,
@@ -144,7 +145,8 @@ def parameters_form(name: str, auth_type: str, prefix: str, existing: bool) -> b
 def _limits_fields(prefix: str, stored: dict) -> dict:
     """lib.connection's request budget and retries for this connection (a script may change
     them with connection.configure())."""
-    with st.expander("Rate limit and retries", expanded=bool(stored.get("rate") or stored.get("max_in_flight"))):
+    with st.expander("Rate limit and retries", expanded=bool(stored.get("rate") or stored.get("max_in_flight")
+                                                                  or stored.get("max_concurrent_runs"))):
         st.caption("Every request a script makes through `lib.connection` keeps to these, across its threads; "
                    "429, 502, 503 and 504 answers and connection errors are retried, honouring Retry-After.")
         rate_column, per_column = st.columns(2)
@@ -159,8 +161,15 @@ def _limits_fields(prefix: str, stored: dict) -> dict:
                                                   key=f"{prefix}:in-flight")
         retries = retries_column.number_input("Retries", min_value=0, max_value=20,
                                               value=int(stored.get("retries", 5)), step=1, key=f"{prefix}:retries")
+        runs_column, _ = st.columns(2)
+        runs = runs_column.number_input("Runs at once (0: no limit)", min_value=0, max_value=RUNS_AT_ONCE_MAX,
+                                        value=int(stored.get("max_concurrent_runs") or 0), step=1,
+                                        key=f"{prefix}:runs-at-once",
+                                        help="How many runs of feeds using this connection execute at the same "
+                                             "time, on all workers together; the others wait in the queue")
     return {"rate": (int(rate) if float(rate).is_integer() else rate) or None, "per": per,
-            "max_in_flight": int(in_flight) or None, "retries": int(retries)}
+            "max_in_flight": int(in_flight) or None, "retries": int(retries),
+            "max_concurrent_runs": int(runs) or None}
 
 
 def _stored(name: str, existing: bool) -> dict:

@@ -86,6 +86,8 @@ connection_options = options(
     ("--body", {"help": "JSON body for the authorization URL (inline, @file or -)"}),
     ("--token-path", {"help": "where the token is in the auth response (default access_token)"}),
     ("--token-header", {"help": "how the token is sent (default 'Authorization: Bearer <token>')"}),
+    ("--runs-at-once", {"type": int, "help": "at most this many runs of its feeds at a time, on all workers "
+                                             "together (0: no limit)"}),
 )
 
 
@@ -139,10 +141,11 @@ def connections_edit(name: str, rename: str | None, auth: str | None, **given) -
     """change a connection's settings (an option not given keeps what is stored)"""
     svc = connections_service
     services()
-    stored = svc.get_connection(name).auth_type
-    if auth is None or auth == stored:
-        check_auth_options(stored, given)  # else the service refuses the change of type
-    conn = svc.edit_connection(name, connection_input(given), new_name=rename, new_auth_type=auth)
+    stored = svc.get_connection(name)
+    if auth is None or auth == stored.auth_type:
+        check_auth_options(stored.auth_type, given)  # else the service refuses the change of type
+    data = connection_input(given, stored.params.get("limits"))
+    conn = svc.edit_connection(name, data, new_name=rename, new_auth_type=auth)
     return svc.masked_view(conn), f"connection {conn.name} updated", 0
 
 

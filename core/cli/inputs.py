@@ -20,6 +20,10 @@ AUTH_OPTIONS = {
 }
 
 
+# The connection options every auth type uses: its limits (the names in its params["limits"]).
+LIMIT_OPTIONS = {"runs_at_once": "max_concurrent_runs"}
+
+
 def option_name(param: str) -> str:
     return "--" + param.replace("_", "-")
 
@@ -93,7 +97,7 @@ def check_auth_options(auth_type: str, given: dict) -> None:
     label = AUTH_TYPES.get(auth_type, auth_type)
     problems = []
     for param, value in given.items():
-        if value in (None, False, ()) or param in fitting:
+        if value in (None, False, ()) or param in fitting or param in LIMIT_OPTIONS:
             continue
         owners = [AUTH_TYPES[t] for t, params in AUTH_OPTIONS.items() if param in params]
         problems.append((option_name(param),
@@ -104,7 +108,9 @@ def check_auth_options(auth_type: str, given: dict) -> None:
         raise ValidationError(problems)
 
 
-def connection_input(given: dict) -> connections_service.ConnectionInput:
+def connection_input(given: dict, stored_limits: dict | None = None) -> connections_service.ConnectionInput:
+    """What the options give; the limits given are set over `stored_limits` (an edit keeps
+    the limits it does not name)."""
     password = given.get("password")
     if given.get("password_stdin"):
         password = sys.stdin.readline().rstrip("\n")
@@ -113,4 +119,11 @@ def connection_input(given: dict) -> connections_service.ConnectionInput:
         username=given.get("username"), password=password, auth_url=given.get("auth_url"),
         headers=headers(given.get("header") or ()), body=read_text(body, "--body") if body is not None else None,
         token_path=given.get("token_path"), token_header=given.get("token_header"),
+        limits=limits_input(given, stored_limits or {}),
     )
+
+
+def limits_input(given: dict, stored: dict) -> dict | None:
+    """The connection's limits with the options given set over the stored ones (None: none given)."""
+    named = {key: given[option] for option, key in LIMIT_OPTIONS.items() if given.get(option) is not None}
+    return {**stored, **named} if named else None

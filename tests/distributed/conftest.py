@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from cryptography.fernet import Fernet
@@ -89,20 +90,13 @@ def _base_url() -> str:
     return POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
 
 
-class HitCounter:
-    """Counts GET /<name> requests (each feed script calls it once as it starts), and answers
-    with the count: the script of a name's first run can tell it is the first."""
+class TextServer:
+    """A local HTTP server whose GET answers are `answer(path)`'s text, each in a thread."""
 
-    def __init__(self):
-        self.hits: Counter = Counter()
-        self.lock = threading.Lock()
-        counter = self
-
+    def __init__(self, answer: Callable[[str], str]):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server API
-                with counter.lock:
-                    counter.hits[self.path.strip("/")] += 1
-                    body = str(counter.hits[self.path.strip("/")]).encode()
+                body = answer(self.path.strip("/")).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -119,6 +113,21 @@ class HitCounter:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class HitCounter(TextServer):
+    """Counts GET /<name> requests (each feed script calls it once as it starts), and answers
+    with the count: the script of a name's first run can tell it is the first."""
+
+    def __init__(self):
+        self.hits: Counter = Counter()
+        self.lock = threading.Lock()
+        super().__init__(self._hit)
+
+    def _hit(self, name: str) -> str:
+        with self.lock:
+            self.hits[name] += 1
+            return str(self.hits[name])
 
 
 @pytest.fixture

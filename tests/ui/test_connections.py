@@ -158,14 +158,17 @@ def test_a_connections_rate_limit_and_retries_are_set_in_its_form(app):
     labelled(at.selectbox, "Period").set_value("second")
     labelled(at.number_input, "Requests at once (0: no limit)").set_value(8)
     labelled(at.number_input, "Retries").set_value(2)
+    labelled(at.number_input, "Runs at once (0: no limit)").set_value(3)
     button(at, "Save parameters").click().run()
     assert get_connection("Paced").params["limits"] == {"rate": 45, "per": "second", "max_in_flight": 8,
-                                                        "retries": 2}
+                                                        "retries": 2, "max_concurrent_runs": 3}
 
 
 def test_a_no_auth_connection_gets_a_rate_limit_too(app):
     at = new_connection(app("connections"), "Public", "none")
     labelled(at.number_input, "Requests per period (0: no limit)").set_value(2.0)
     labelled(at.selectbox, "Period").set_value("minute")
+    labelled(at.number_input, "Runs at once (0: no limit)").set_value(1)
     button(at, "Save parameters").click().run()
-    assert get_connection("Public").params["limits"] == {"rate": 2, "per": "minute", "retries": 5}
+    assert get_connection("Public").params["limits"] == {"rate": 2, "per": "minute", "retries": 5,
+                                                         "max_concurrent_runs": 1}

@@ -3,6 +3,7 @@ N of M), every slot taken, or about to start."""
 
 from datetime import datetime, timedelta, timezone
 
+from core.run_caps import Cap
 from storage.models import Run
 from app_pages.view_models.queue_reasons import queue_reason
 
@@ -33,3 +34,9 @@ def test_a_run_whose_backoff_is_over_waits_for_a_slot_like_any_other():
 
 def test_only_queued_runs_wait():
     assert queue_reason(Run(id="r2", feed_name="orders", status="running"), NOW, running=5, slots=1) is None
+
+
+def test_a_run_of_a_capped_connection_says_which_cap_it_waits_for():
+    capped = (Cap("sales_api", 2), 2)
+    assert queue_reason(run(), NOW, running=2, slots=8, capped=capped) == (
+        "Waiting: connection sales_api runs at most 2 at once (2 of its runs are running)")
