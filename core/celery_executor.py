@@ -13,9 +13,8 @@ conditional update, queued -> running - lets one delivery execute it: a task del
 that, and does nothing.
 
 The run's log is written in the data dir of the worker that executes it (the task points the
-run's log_path there before the claim): the app shows it only when it shares that folder (one
-host). Streaming the log into the store, for the app to show wherever the run executed, is a
-later step.
+run's log_path there before the claim) and shipped into the store as it grows
+(core/log_chunks.py), where the app reads it: no folder is shared.
 
 Delivery: tasks are acknowledged late (after the run ended) and given back when their worker
 is lost, so a run whose worker died before claiming it is delivered again. The broker's

@@ -62,6 +62,7 @@ from common.settings import Settings, get_settings
 from core import events
 from core.connections import get_connection_by_id, sandbox_material
 from core.heartbeat import Heartbeat
+from core.log_chunks import LogShipper, ships
 from core.run_log import RunLog as _RunLog
 from core.schema_history import change_lines, record_change
 from core.runs import (checkpoint_id, complete_run, finish, finished, get_run, pending_outcome,
@@ -350,10 +351,13 @@ def _disk_full_said(exc: Exception) -> str:
 
 
 def _close_log(log: _RunLog | None, status: str, error: str | None) -> None:
-    """The log's last line says how the run ended, as a succeeded run's does."""
+    """The log's last line says how the run ended, as a succeeded run's does; closed before
+    the run's end is recorded, so that a run seen ended has its whole log in the store."""
     if log is not None:
         with suppress(Exception):
             log.system(f"run {status}: {error}" if error else f"run {status}")
+        with suppress(Exception):
+            log.close()
 
 
 def _finished(run_id: str, publish: bool = True) -> Run:
@@ -412,6 +416,20 @@ def partial_commit_error(held: list[str], missing: list[str], unknown: dict, cau
                                f"({rows})")
 
 
+def _closing_log_first(log: _RunLog, saved: str) -> Callable:
+    """complete_run, after the log's last line and its close (see _close_log). Counted as
+    complete_run counts: the run's checkpoints' rows and the final commit's."""
+
+    def record(run_id: str, pending: dict, loaded: int, results: dict) -> None:
+        if not log.closed:
+            total = loaded + sum(c["loaded"] for c in get_run(run_id).checkpoints or [])
+            log.system(f"run succeeded: {total} records loaded; state {saved}")
+            log.close()
+        complete_run(run_id, pending, loaded, results)
+
+    return record
+
+
 class RunExecutor:
     """Executes queued runs to their end in the calling thread. One per process (bootstrap),
     shared by the threads that execute runs; it keeps the sandbox handle of each run it
@@ -446,7 +464,9 @@ class RunExecutor:
             return get_run(run_id)  # cancelled before it started, or executed elsewhere
         try:
             run, feed, job, resumes = _prepare(run_id, settings)
-            log = _RunLog(Path(run.log_path))
+            # A worker ships the log to the store as it grows: the app may be on another machine.
+            path = Path(run.log_path)
+            log = _RunLog(path, shipper=LogShipper(run.id, feed.id, path) if ships() else None)
         except Exception as exc:  # noqa: BLE001 - e.g. secrets that no longer decrypt
             _end(run_id, None, "failed", f"could not prepare the run: {exc}")
             return _finished(run_id)
@@ -526,11 +546,9 @@ class RunExecutor:
             # loading now would load what the run's retry loads too.
             raise _Undecided(f"run {run.id} was settled by another process while it ran; nothing loaded")
         loaded, results = self._load_pending(run, feed, pending, run.id, stagers, log)
-        loaded = self._complete(run.id, pending, loaded, results, log, complete_run)
-        fault_point("store_committed")
         saved = "saved" if outcome.metadata is not None else "unchanged"
-        total = get_run(run.id).records_loaded if last is not None else loaded
-        log.system(f"run succeeded: {total} records loaded; state {saved}")
+        self._complete(run.id, pending, loaded, results, log, _closing_log_first(log, saved))
+        fault_point("store_committed")
 
     def _checkpoint(self, run: Run, feed: Feed, marker: Checkpoint, files: list[Path], stagers: dict[str, Stager],
                     load_type: str, previous: Checkpoint | None, log: _RunLog) -> None:

@@ -6,6 +6,10 @@ as it comes; after that a notice says the rest is held back, and the output goes
 tail on disk (two segments beside the log, each at most half the limit, the older dropped as
 a new one fills). When the run ends, the log gets a line saying how much was cut, then the
 last half of the limit of output. Neither memory nor disk grows with a chattier script.
+
+In a worker, the log is shipped to the store as it grows (`shipper`, core/log_chunks.py), a
+last time when it is closed. A line written after close (the store could not record the
+run's end) is appended to the file and shipped at once.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections import deque
 from pathlib import Path
 
 from common.settings import get_settings
+from core.log_chunks import LogShipper
 from storage.models import utcnow
 
 MB = 1024 * 1024
@@ -27,7 +32,7 @@ def size_text(n: int) -> str:
 
 
 class RunLog:
-    def __init__(self, path: Path, limit_bytes: int | None = None):
+    def __init__(self, path: Path, limit_bytes: int | None = None, shipper: LogShipper | None = None):
         if limit_bytes is None:
             limit_bytes = get_settings().run_log_limit_mb * MB
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,10 +47,18 @@ class RunLog:
         self._segment_bytes = 0
         self._tail_seen = 0  # bytes sent to the tail in all
         self._rolls = 0
+        self._shipper = shipper.start() if shipper is not None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
     def __call__(self, line: str) -> None:
         data = line + "\n"
         with self._lock:
+            if self._file.closed:
+                self._late(data)
+                return
             if self._head_left is None:
                 self._file.write(data)
                 return
@@ -86,10 +99,22 @@ class RunLog:
         return utcnow().strftime("%H:%M:%S")
 
     def close(self) -> None:
+        """Write the held-back tail, close the file and ship what the store lacks. Again
+        after that: only the shipping (a store that failed at the first close may answer now)."""
         with self._lock:
-            if self._tail:
-                self._write_tail()
-            self._file.close()
+            if not self._file.closed:
+                if self._tail:
+                    self._write_tail()
+                self._file.close()
+        if self._shipper is not None:
+            self._shipper.close()
+
+    def _late(self, data: str) -> None:
+        """A line after close: a few of the run executor's own, past the limit's accounting."""
+        with open(self.path, "a", encoding="utf-8", errors="replace") as handle:
+            handle.write(data)
+        if self._shipper is not None:
+            self._shipper.flush(final=True)
 
     def _write_tail(self) -> None:
         """The cut line, then the last tail-budget bytes of the rolling tail (from a line start).
@@ -136,9 +161,14 @@ def read_tail(path: Path, max_bytes: int, offset: int = 0) -> tuple[str, int, bo
         handle.seek(start)
         data = handle.read(end - start)
     skipped = start > offset
+    return tail_text(data, skipped), end, skipped
+
+
+def tail_text(data: bytes, skipped: bool) -> str:
+    """A log's bytes as text; when bytes before them were skipped, from their first line start."""
     if skipped and b"\n" in data:
         data = data[data.index(b"\n") + 1:]
-    return data.decode("utf-8", errors="replace"), end, skipped
+    return data.decode("utf-8", errors="replace")
 
 
 class BoundedLines:

@@ -30,7 +30,8 @@ from sqlmodel import select, update
 from common.errors import Conflict, NotFound, ValidationError
 from common.settings import get_settings
 from core import events
-from core.run_log import read_tail
+from core.log_chunks import read_stored, stored_size
+from core.run_log import read_tail, tail_text
 from core.state import checked_state
 from storage.lookups import feed_by_name
 from core.watchers import delivery_views
@@ -293,18 +294,31 @@ def list_runs(feed_name: str | None = None, limit: int = 50, status: str | None 
 def read_log_tail(run_id: str, max_bytes: int, offset: int = 0) -> tuple[str, int, bool]:
     """What the run's log holds past `offset`, but at most its last `max_bytes` (read from the
     end: a page never reads a large log whole): (text, the offset to continue from, whether
-    bytes between `offset` and the text were skipped)."""
+    bytes between `offset` and the text were skipped). From the store when the worker that
+    executed the run shipped its log there (core/log_chunks.py), else from its file; the
+    offsets are the same in both."""
+    stored = read_stored(run_id, offset, max_bytes)
+    if stored is not None:
+        data, skipped, end = stored
+        return tail_text(data, skipped), end, skipped
     return read_tail(Path(get_run(run_id).log_path or ""), max_bytes, offset)
 
 
 def run_log_size(run_id: str) -> int:
+    size = stored_size(run_id)
+    if size is not None:
+        return size
     path = Path(get_run(run_id).log_path or "")
     return path.stat().st_size if path.is_file() else 0
 
 
 def read_log(run_id: str, offset: int = 0) -> tuple[str, int]:
     """The run's log from a byte offset, and the offset to continue from (for tailing). The
-    whole rest of the log: pages use read_log_tail."""
+    whole rest of the log: pages use read_log_tail. From the store or the file, as there."""
+    stored = read_stored(run_id, offset)
+    if stored is not None:
+        data, _, end = stored
+        return data.decode("utf-8", errors="replace"), end
     run = get_run(run_id)
     path = Path(run.log_path or "")
     if not path.exists():

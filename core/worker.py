@@ -16,9 +16,9 @@ executes (core/heartbeat.py), kills a run's sandbox within a second of a cancel 
 (the run executor polls the run's cancel flag), and, like the app, settles the runs that dead
 processes left (core/services/recovery.py) at its start and every RECOVERY_POLL_S.
 
-A run's log is written to this worker's data dir (logs/); until it is streamed into the store
-(a later step), the app's Runs page shows a run executed on another machine with its status and
-counts from the store, but not its log.
+A run's log is written to this worker's data dir (logs/) and shipped into the store as it
+grows (core/log_chunks.py), all of it before the run's end is recorded: the app's Runs page and
+the CLI's `logs` show it live, wherever the worker is.
 
 SIGTERM (or Ctrl-C) stops taking runs and lets the runs in progress end; a second one stops at
 once, and the runs it leaves are settled by recovery (this host's processes are seen dead at
@@ -35,7 +35,7 @@ import sys
 
 from common.errors import TributaryError
 from common.settings import get_settings
-from core import bootstrap, celery_executor
+from core import bootstrap, celery_executor, log_chunks
 from core.heartbeat import heartbeat_s, stale_after_s
 from core.services.recovery import RecoveryService
 
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     concurrency = max(1, args.concurrency or settings.max_concurrent_runs)
     celery_executor.serve(services.execute_run)
+    log_chunks.ship_from_this_process()
     recovery = RecoveryService().start()
     log.info("worker %s: up to %d runs at a time, data dir %s", _node_name(), concurrency, settings.data_dir)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from common.clock import utcnow
@@ -111,6 +111,23 @@ class ActiveRun(SQLModel, table=True):
 
     feed_id: int = Field(primary_key=True)
     run_id: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RunLogChunk(SQLModel, table=True):
+    """A piece of a run's log, as the worker executing it shipped it (core/log_chunks.py), so
+    that the app shows the log wherever the run executed. The chunks of a run, in `seq` order,
+    are its log file's bytes: [byte_start, byte_end) of them. They go with their run, and with
+    their feed (as its run history does)."""
+
+    __tablename__ = "run_log_chunks"
+
+    run_id: str = Field(primary_key=True, max_length=32, foreign_key="runs.id", ondelete="CASCADE")
+    seq: int = Field(primary_key=True)
+    feed_id: int = Field(index=True, foreign_key="feeds.id", ondelete="CASCADE")
+    byte_start: int = Field(sa_column=Column(BigInteger, nullable=False))  # a log without a limit may pass 2 GB
+    byte_end: int = Field(sa_column=Column(BigInteger, nullable=False))
+    text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 

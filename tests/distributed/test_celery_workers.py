@@ -4,15 +4,20 @@ directory), sharing a PostgreSQL store and a PostgreSQL warehouse.
 
 Each feed script calls the test's hit counter as it starts, so a script that executed twice
 would be counted twice. A run's log is written in the data dir of the worker that executed it
-(streaming it into the store is a later step), so these tests read what happened from the
-store, the warehouse, the counter and the workers' own logs.
+and shipped into the store as it grows: these tests read it as the app and the CLI do, with
+the workers' own copies removed or out of reach.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -20,8 +25,10 @@ import pytest
 
 from core import bootstrap, celery_executor
 from core.feeds import FeedSpec, create_feed
-from core.runs import FINAL_STATUSES, cancel_run, create_run, get_run, list_runs
+from core.log_chunks import stored_size
+from core.runs import FINAL_STATUSES, cancel_run, create_run, get_run, list_runs, read_log, read_log_tail
 from core.services import recovery
+from tests.distributed.conftest import ROOT, Apart
 from tests.helpers import wait_until
 
 FEEDS = [f"feed{i}" for i in range(10)]
@@ -33,6 +40,7 @@ def _script(counter_url: str, name: str, seconds: float) -> str:
 import time, urllib.request
 from lib import outputStream, metadata
 urllib.request.urlopen("{counter_url}/{name}", timeout=10).read()
+print("{name} is fetching")
 time.sleep({seconds})
 start = metadata.get("next", 0)
 for i in range(start, start + {RECORDS}):
@@ -76,10 +84,14 @@ def test_twenty_runs_of_ten_feeds_execute_once_each_spread_over_both_workers(clu
     workers = {cluster.worker_of(run.worker).pid for run in runs if cluster.worker_of(run.worker)}
     assert workers == {w.pid for w in cluster.workers}, [run.worker for run in runs]
     assert all(run.heartbeat_at is not None and run.records_loaded == RECORDS for run in runs)
-    for run in runs:  # each run's log is in the data dir of the worker that executed it
-        log = Path(run.log_path)
-        assert log.parent == cluster.worker_of(run.worker).data_dir / "logs", run.log_path
-        assert "run succeeded" in log.read_text()
+    for run in runs:  # each run's log was written in the data dir of the worker that executed it
+        assert Path(run.log_path).parent == cluster.worker_of(run.worker).data_dir / "logs", run.log_path
+    for worker in cluster.workers:  # and the app reads it from the store: no folder is shared
+        shutil.rmtree(worker.data_dir / "logs")
+    for run in runs:
+        log = read_log(run.id)[0]
+        assert f"run {run.id} of feed {run.feed_name} started" in log and f"{run.feed_name} is fetching" in log
+        assert log.rstrip("\n").splitlines()[-1].endswith(f"run succeeded: {RECORDS} records loaded; state saved")
     for name in FEEDS:
         assert _rows(cluster.warehouse_url, name) == (2 * RECORDS, 2 * RECORDS, 2)
         assert [run.state_after for run in sorted(list_runs(name), key=lambda r: r.created_at)] == [
@@ -174,3 +186,78 @@ def test_a_run_whose_worker_host_died_is_settled_by_its_stale_heartbeat_and_retr
     assert cluster.worker_of(retry.worker) is survivor
     assert hit_counter.hits["victim"] == 2
     assert _rows(cluster.warehouse_url, "victim") == (RECORDS, RECORDS, 1)
+
+
+class Gate:
+    """An HTTP server the script waits on: GET /<n> answers once the test opens step n."""
+
+    def __init__(self):
+        self.steps = [threading.Event() for _ in range(STEPS)]
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                opened = gate.steps[int(self.path.strip("/"))].wait(120)
+                self.send_response(200 if opened else 504)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        for step in self.steps:
+            step.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+STEPS = 4
+STEPPING = """
+import urllib.request
+for step in range({steps}):
+    print("step", step, "of the remote run", flush=True)
+    urllib.request.urlopen("{url}/%d" % step, timeout=150).read()
+print("the remote run's last line")
+"""
+
+
+def _cli_logs(run_id: str) -> str:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, "-m", "core.cli", "logs", run_id], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("cluster_hosts", [(Apart("worker-far"),)])
+def test_the_app_tails_the_log_of_a_run_on_a_machine_of_its_own_and_shows_it_whole(cluster, hit_counter):
+    gate = Gate()
+    try:
+        create_feed(FeedSpec(name="far", script=STEPPING.format(steps=STEPS, url=cluster.reach(gate.url))))
+        run = create_run("far", announce=False)
+        celery_executor.send(run.id)
+        text, offset = "", 0
+        for step in range(STEPS):  # each step's line reaches the app while the run waits in it
+            def tailed():
+                nonlocal text, offset
+                more, offset, skipped = read_log_tail(run.id, 512 * 1024, offset)  # as the live log view reads
+                assert not skipped
+                text += more
+                # Read from the store: the worker's file is on its machine (here its home is seen).
+                return f"step {step} of the remote run" in text and (stored_size(run.id) or 0) >= offset
+            wait_until(tailed, 60, lambda: f"step {step} not in the app's tail: {text!r}\n{cluster.logs()}")
+            assert get_run(run.id).status == "running" and f"step {step + 1} " not in text
+            gate.steps[step].set()
+        ended = wait_until(lambda: _ended([run.id]), 60, lambda: cluster.logs())[0]
+    finally:
+        gate.close()
+    assert (ended.status, ended.error) == ("succeeded", None)
+    shutil.rmtree(cluster.workers[0].data_dir / "logs")  # what the app reads is not the worker's file
+    whole = read_log(run.id)[0]
+    assert whole.startswith(text) and "the remote run's last line" in whole and "run succeeded" in whole
+    assert _cli_logs(run.id) == whole.rstrip("\n") + "\n"
