@@ -178,6 +178,28 @@ def stored_end(run_id: str) -> tuple[int, int]:
     return (0, 0) if end is None else (end, seq + 1)
 
 
+
+def append_to_stored(run_id: str, feed_id: int, text: str) -> bool:
+    """Add lines written after the run's process stopped (recovery's notes) to the stored log,
+    when the store holds it (the run executed on a worker, whose file the recovering process
+    may not see); whether they were added. Two processes appending at once: the later one
+    asks again where the log ends."""
+    data = text.encode("utf-8", "replace")
+    for _attempt in range(3):
+        end, seq = stored_end(run_id)
+        if seq == 0:
+            return False
+        try:
+            with session_scope() as session:
+                session.execute(insert(RunLogChunk), [{
+                    "run_id": run_id, "seq": seq, "feed_id": feed_id, "byte_start": end,
+                    "byte_end": end + len(data), "text": _text(data), "created_at": utcnow()}])
+            return True
+        except IntegrityError:
+            continue
+    return False
+
+
 # ---------------------------------------------------------------- reading
 
 

@@ -39,6 +39,7 @@ from common.process import died, worker_id
 from common.settings import get_settings
 from core.execution import counted, holding, partial_commit_error
 from core.heartbeat import stale, stale_after_s
+from core.log_chunks import append_to_stored
 from core.schema_history import change_lines, record_change
 from core.services.loop import LoopService
 from runners.leftovers import kill_left_sandbox
@@ -142,7 +143,9 @@ def _fail_interrupted(run_id: str, status: str, lease: _Lease) -> bool:
             error += _after_checkpoints(run) if run.checkpoints else ", the state did not advance"
         elif run.checkpoints:
             error += _after_checkpoints(run)
+        note = _RecoveryNote(run)
         finish(session, run, "failed", error)
+    note(f"run failed: {error} (settled by recovery)")
     return True
 
 
@@ -182,7 +185,7 @@ def _settle(run_id: str, status: str, lease: _Lease, me: str, destinations: Call
     pending = run.pending_outcome
     ledger, checkpoint = ledger_id(run_id, pending), pending.get("checkpoint")
     what = f"checkpoint {checkpoint}" if checkpoint else "run"
-    note = _RecoveryNote(run.log_path)
+    note = _RecoveryNote(run)
     held, missing, unknown = holding(destinations, pending["destinations"], pending["table"], ledger)
     note(f"recovering: the process committing this {what} stopped; destinations holding it: "
          f"{', '.join(held) or 'none'}")
@@ -254,15 +257,20 @@ def _fail(run_id: str, error: str) -> None:
 
 
 class _RecoveryNote:
-    """Appends recovery's lines to the run's log, where its earlier lines are."""
+    """Appends recovery's lines to the run's log, where its earlier lines are: the file (this
+    host's run) and the store's copy (a worker's run, which the app reads from there)."""
 
-    def __init__(self, path: str | None):
-        self._path = Path(path) if path else None
+    def __init__(self, run: Run):
+        self._path = Path(run.log_path) if run.log_path else None
+        self._run_id, self._feed_id = run.id, run.feed_id
 
     def __call__(self, message: str) -> None:
         logger.info(message)
+        line = f"[tributary {utcnow().strftime('%H:%M:%S')}] {message}\n"
+        with suppress(Exception):  # the note is a courtesy: recovery goes on without it
+            append_to_stored(self._run_id, self._feed_id, line)
         if self._path is None:
             return
         with suppress(OSError):
             with open(self._path, "a", encoding="utf-8") as handle:
-                handle.write(f"[tributary {utcnow().strftime('%H:%M:%S')}] {message}\n")
+                handle.write(line)
