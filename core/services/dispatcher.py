@@ -38,9 +38,12 @@ class Dispatcher(LoopService):
         for run in due_queued_runs(utcnow()):
             if run.id in taken:
                 continue
-            if self.executor.free_slots() <= 0 or not self.executor.submit(run.id):
+            if self.executor.free_slots() <= 0:
                 break
-            started.append(run.id)
+            # Refused: no room for this run (with the celery executor, in its feed's queue);
+            # the next run may have some.
+            if self.executor.submit(run.id):
+                started.append(run.id)
         return started
 
     dispatch_due = run_once
