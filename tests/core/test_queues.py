@@ -3,6 +3,8 @@ where its runs are routed, and the queues a worker consumes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from common.errors import ValidationError
@@ -64,3 +66,17 @@ def test_the_heartbeat_settings_keep_their_names_and_messages(tributary, monkeyp
     monkeypatch.setenv("TRIBUTARY_HEARTBEAT_STALE_S", "0")
     with pytest.raises(ValueError, match="TRIBUTARY_HEARTBEAT_STALE_S must be more than 0 seconds"):
         get_settings()
+
+
+def test_the_command_line_refuses_pinning_a_duckdb_feed_saying_why(tmp_path):
+    from tests.test_cli import cli
+
+    data = tmp_path / "data"
+    refused = cli(data, "feeds", "create", "prices", "--script", "print(1)", "--queue", "big")
+    assert refused.returncode != 0
+    assert "queue: 'big' cannot be chosen: DuckDB warehouse is a file on the app's host" in refused.stderr
+    created = cli(data, "feeds", "create", "prices", "--script", "print(1)", "--queue", "")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(cli(data, "--json", "feeds", "show", "prices").stdout)["queue"] is None
+    wrong = cli(data, "feeds", "edit", "prices", "--queue", "no spaces")
+    assert wrong.returncode != 0 and "queue: 'no spaces' may contain only letters" in wrong.stderr
