@@ -26,6 +26,23 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds (a fraction allowed)."""
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    """Comma-separated names, blanks dropped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 def _env_flag(name: str) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -41,6 +58,18 @@ class Settings:
     database_url: str
     runner: str = "subprocess"
     executor: str = "local"  # where queued runs execute (core/executors.py)
+    # The celery executor (core/celery_executor.py) and its workers (core/worker.py). No broker
+    # URL is an error only where the celery executor is used. worker_queues: the queues a
+    # worker consumes (empty: the default queue). celery_resend_s: how long a run sent to the
+    # workers may stay unclaimed before it is sent again (doubling each time), in case the
+    # broker lost it.
+    celery_broker_url: str = field(default="", repr=False)  # may carry the broker's password
+    worker_queues: tuple[str, ...] = ()
+    celery_resend_s: float = 60.0
+    # A running run's lease (core/heartbeat.py): renewed every heartbeat_s; one older than
+    # heartbeat_stale_s is a dead process's, when its worker is on another host.
+    heartbeat_s: float = 5.0
+    heartbeat_stale_s: float = 60.0
     warehouse: str = "local"
     duckdb_path: Path = field(default=Path("data/warehouse.duckdb"))
     parquet_dir: Path = field(default=Path("data/parquet"))
@@ -115,6 +144,11 @@ def read_settings() -> Settings:
         database_url=database_url,
         runner=os.environ.get("TRIBUTARY_RUNNER", "subprocess"),
         executor=os.environ.get("TRIBUTARY_EXECUTOR") or "local",
+        celery_broker_url=os.environ.get("TRIBUTARY_CELERY_BROKER_URL", "").strip(),
+        worker_queues=_env_list("TRIBUTARY_WORKER_QUEUES"),
+        celery_resend_s=_env_seconds("TRIBUTARY_CELERY_RESEND_S", 60.0),
+        heartbeat_s=_env_seconds("TRIBUTARY_HEARTBEAT_S", 5.0),
+        heartbeat_stale_s=_env_seconds("TRIBUTARY_HEARTBEAT_STALE_S", 60.0),
         warehouse=os.environ.get("TRIBUTARY_WAREHOUSE", "local"),
         duckdb_path=duckdb_path.resolve(),
         parquet_dir=parquet_dir.resolve(),

@@ -13,7 +13,9 @@ What it builds:
 - the scheduler tick (background only);
 - retries and watcher deliveries, listening to RunFinished;
 - recovery of what a dead process left (runs, deliveries): at start, and in the background
-  every RECOVERY_POLL_S for processes that die meanwhile.
+  every RECOVERY_POLL_S for processes that die meanwhile;
+- with the celery executor, in the background: the app host's own worker, which executes the
+  runs of feeds loading into files on this host (core/queues.py) in this process.
 
 In the foreground (the CLI, a script, a test), there is no dispatcher: start_run hands its run
 to the executor at once, a run queued otherwise (a retry, a webhook's) waits for the app, and
@@ -62,6 +64,7 @@ class Services:
     dispatcher: Dispatcher | None = None
     scheduler: SchedulerService | None = None
     recovery_loop: recovery.RecoveryService | None = None  # background only: start-up recovers once otherwise
+    app_host_worker: object | None = None  # background, celery executor only (start() and stop())
     started: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -87,6 +90,8 @@ class Services:
             self.scheduler.start()
         if self.recovery_loop is not None:
             self.recovery_loop.start()
+        if self.app_host_worker is not None:
+            self.app_host_worker.start()
         self.started = True
         return self
 
@@ -105,6 +110,8 @@ class Services:
         if cancel_running:
             self._cancel_in_flight(grace_s)
         self.executor.shutdown(wait=False)
+        if self.app_host_worker is not None and self.started:
+            self.app_host_worker.stop()
         self.started = False
         _forget(self)
 
@@ -222,6 +229,7 @@ def build(settings: Settings | None = None, *, background: bool = False,
         services.dispatcher = dispatcher
         services.scheduler = SchedulerService()
         services.recovery_loop = recovery.RecoveryService()
+        services.app_host_worker = _app_host_worker(executor, run_executor, settings)
         bus.subscribe(events.RunQueued, dispatcher.wake)
     bus.subscribe(events.CancelRequested, run_executor.cancel)
     bus.subscribe(events.RunFinished, retries.on_run_finished)
@@ -232,6 +240,13 @@ def build(settings: Settings | None = None, *, background: bool = False,
         previous.stop()
         previous.deliveries.shutdown()
     return services
+
+
+def _app_host_worker(executor: Executor, run_executor: RunExecutor, settings: Settings):
+    """The worker an executor that sends runs elsewhere keeps in the app for the runs that must
+    execute on the app's host (the celery executor's AppHostWorker); None for the others."""
+    make = getattr(executor, "app_host_worker", None)
+    return make(run_executor.execute, settings.max_concurrent_runs) if make is not None else None
 
 
 _current: Services | None = None

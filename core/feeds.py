@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from sqlmodel import func, select
 
-from core import schedule_slots
+from core import queues, schedule_slots
 from common.errors import Conflict, NotFound, ValidationError
 from storage.models import ActiveRun, Connection, Feed, utcnow
 from common.settings import get_settings
@@ -20,6 +20,7 @@ from core.validation import (
     feed_name_problems,
     limit_problems,
     load_type_problems,
+    queue_problems,
     schema_policy_problems,
     raise_if,
 )
@@ -58,6 +59,7 @@ class FeedSpec:
     max_rejected_ratio: float = 0.0
     network: bool = True
     schema_policy: str = "evolve"  # evolve | freeze | discard_new_columns (core/validation.py)
+    queue: str | None = None  # the workers' queue its runs go to (core/queues.py); None: the default
 
 
 def _destination_problems(destinations: list[str], load_type: str) -> list[tuple[str, str]]:
@@ -86,6 +88,7 @@ _FIELD_TYPES = {
     "memory_limit_mb": ("memory limit", _WHOLE, True), "retries": ("retries", _WHOLE, False),
     "retry_backoff_s": ("retry backoff", _WHOLE, False), "max_rejected_ratio": ("failed row threshold", _NUMBER, False),
     "network": ("network", _FLAG, False), "schema_policy": ("schema policy", _TEXT, False),
+    "queue": ("queue", _TEXT, True),
 }
 
 
@@ -124,6 +127,7 @@ def type_problems(spec: FeedSpec) -> list[tuple[str, str]]:
 
 def validate_spec(spec: FeedSpec) -> None:
     raise_if(type_problems(spec))
+    spec.queue = spec.queue.strip() or None if spec.queue else None  # blank: the default queue
     problems = feed_name_problems(spec.name)
     if not spec.script.strip():
         problems.append(("script", "is empty"))
@@ -131,6 +135,7 @@ def validate_spec(spec: FeedSpec) -> None:
     problems += load_type_problems(spec.load_type, spec.primary_key)
     problems += schema_policy_problems(spec.schema_policy)
     problems += _destination_problems(spec.destinations, spec.load_type)
+    problems += queue_problems(spec.queue) or queues.pin_problems(spec.queue, spec.destinations)
     problems += limit_problems(spec.timeout_s, spec.memory_limit_mb)
     if not 0 <= spec.retries <= 10:
         problems.append(("retries", "must be between 0 and 10"))
@@ -183,6 +188,7 @@ def _apply(feed: Feed, spec: FeedSpec, connection_id: int | None) -> None:
     feed.max_rejected_ratio = spec.max_rejected_ratio
     feed.network = spec.network
     feed.schema_policy = spec.schema_policy
+    feed.queue = spec.queue
     feed.updated_at = utcnow()
 
 
@@ -270,7 +276,7 @@ def spec_of(feed: Feed) -> FeedSpec:
         destinations=list(feed.destinations), trigger=dict(feed.trigger), tags=list(feed.tags),
         timeout_s=feed.timeout_s, memory_limit_mb=feed.memory_limit_mb, retries=feed.retries,
         retry_backoff_s=feed.retry_backoff_s, max_rejected_ratio=feed.max_rejected_ratio,
-        network=feed.network, schema_policy=feed.schema_policy,
+        network=feed.network, schema_policy=feed.schema_policy, queue=feed.queue,
     )
 
 

@@ -16,7 +16,6 @@ and tells its owner, which kills the run's sandbox if it still runs.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from datetime import datetime, timedelta
 from typing import Callable
@@ -25,6 +24,7 @@ from sqlmodel import update
 
 from common.clock import aware, utcnow
 from common.process import worker_id
+from common.settings import get_settings
 from storage.db import session_scope
 from storage.models import Run
 
@@ -33,25 +33,14 @@ log = logging.getLogger("tributary.heartbeat")
 LEASE_STATUSES = ("running", "loading")
 
 
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw.strip() else default
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from exc
-    if value <= 0:
-        raise ValueError(f"{name} must be more than 0 seconds, got {raw!r}")
-    return value
-
-
 def heartbeat_s() -> float:
     """How often a running run's heartbeat is renewed."""
-    return _env_seconds("TRIBUTARY_HEARTBEAT_S", 5.0)
+    return get_settings().heartbeat_s
 
 
 def stale_after_s() -> float:
     """How old a heartbeat may be before its run's process is judged dead (another host's)."""
-    return _env_seconds("TRIBUTARY_HEARTBEAT_STALE_S", 60.0)
+    return get_settings().heartbeat_stale_s
 
 
 def stale(heartbeat_at: datetime | None, now: datetime | None = None) -> bool:

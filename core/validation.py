@@ -24,6 +24,8 @@ REJECTS_SUFFIX = "__rejected"
 RESERVED_PREFIX = "_tributary"
 AUTH_TYPES = {"none": "No Auth", "basic": "Basic Auth", "custom": "Custom Auth"}
 
+QUEUE_MAX = 64
+_QUEUE_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 _CONNECTION_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 _FEED_CHARS = re.compile(r"^[A-Za-z0-9_]+$")
 # Column names a primary key may use: what the loader can quote safely in every warehouse.
@@ -60,6 +62,18 @@ def feed_name_problems(name: str) -> list[tuple[str, str]]:
         problems.append((field, f"must not end with {REJECTS_SUFFIX!r}: that suffix names a feed's table of rejected rows"))
     if name.lower().startswith(RESERVED_PREFIX):
         problems.append((field, f"must not start with {RESERVED_PREFIX!r}: Tributary's own tables and columns do"))
+    return problems
+
+
+def queue_problems(queue: str | None, field: str = "queue") -> list[tuple[str, str]]:
+    """A queue's name, when one is given: what Celery and every broker accept as a name."""
+    if not queue:
+        return []
+    problems = []
+    if not _QUEUE_CHARS.match(queue):
+        problems.append((field, f"{queue!r} may contain only letters, digits, '-', '_' and '.'"))
+    if len(queue) > QUEUE_MAX:
+        problems.append((field, f"must be at most {QUEUE_MAX} characters (got {len(queue)})"))
     return problems
 
 

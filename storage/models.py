@@ -47,6 +47,7 @@ class Feed(SQLModel, table=True):
     # (storage/destinations/base.py SCHEMA_POLICIES)
     schema_policy: str = Field(default="evolve", max_length=24)
     network: bool = True  # False: the script runs with no network (where the runner can enforce it)
+    queue: Optional[str] = Field(default=None, max_length=64)  # the workers' queue (core/queues.py); None: default
     webhook_token_hash: Optional[str] = Field(default=None, max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

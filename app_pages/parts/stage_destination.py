@@ -7,8 +7,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.parts.common import bind
-from app_pages.view_models.feed_editor import FeedDraft, destination_choices
+from app_pages.view_models.feed_editor import FeedDraft, destination_choices, shown_queue
 from common.settings import get_settings
+from core.queues import DEFAULT_QUEUE, app_host_reason
 from core.validation import SCHEMA_POLICIES
 
 POLICY_CAPTIONS = {
@@ -32,6 +33,7 @@ def render(draft: FeedDraft) -> None:
                 st.caption(f":orange[:material/warning: {choice.title} {choice.reason}.]")
     draft.destinations = chosen
     _schema_policy(draft)
+    _queue(draft)
 
 
 def _schema_policy(draft: FeedDraft) -> None:
@@ -39,3 +41,21 @@ def _schema_policy(draft: FeedDraft) -> None:
     draft.schema_policy = st.selectbox("Schema changes", list(SCHEMA_POLICIES), format_func=SCHEMA_POLICIES.get,
                                        key=key, help="What a run does when its records do not fit the table")
     st.caption(POLICY_CAPTIONS[draft.schema_policy] + " Every change is kept in the feed's schema history.")
+
+
+def _queue(draft: FeedDraft) -> None:
+    """Which workers run the feed: meaningful with the celery executor only (shown otherwise
+    only to clear a queue the feed has)."""
+    current = shown_queue(draft)
+    if get_settings().executor != "celery" and not current:
+        return
+    reason = app_host_reason(draft.destinations)
+    key = bind(f"{draft.id}:queue", current)
+    draft.queue = st.text_input("Queue", key=key, placeholder=DEFAULT_QUEUE,
+                                help="Letters, digits, '-', '_' and '.', at most 64")
+    if reason:
+        st.caption(f":material/dns: {reason}.")
+    else:
+        st.caption("The workers that run this feed: those started with `--queues NAME` (or TRIBUTARY_WORKER_QUEUES) "
+                   f"take its runs. Empty: the default queue ({DEFAULT_QUEUE}), which every worker consumes "
+                   "unless told otherwise.")

@@ -22,7 +22,9 @@ from core.preview import PreviewRequest
 from common.settings import get_settings
 from core.state import current_state
 from app_pages.view_models.test_sessions import ScriptTestSession
-from core.validation import LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems, raise_if
+from core import queues
+from core.validation import (LOAD_TYPES, NAME_MAX, dependency_problems, feed_name_problems, load_type_problems,
+                             queue_problems, raise_if)
 from core.watchers import add_watcher, list_watchers, remove_watcher
 from core.webhooks import regenerate_token
 from storage.destinations import destination_class, destinations_for_warehouse
@@ -61,6 +63,7 @@ class FeedDraft:
     retry_backoff_s: int | None = None
     network: bool | None = None
     schema_policy: str | None = None  # None: as stored (or evolve, for a new feed)
+    queue: str | None = None  # the workers' queue; None: as stored, "": the default queue
     tags: list[str] = field(default_factory=list)
     timeout_s: int | None = None
     memory_limit_mb: int | None = None
@@ -139,7 +142,7 @@ def _fresh_edit_draft(feed_name: str, owner: str) -> FeedDraft:
         trigger=dict(spec.trigger), trigger_form=trigger_form.form_from_trigger(spec.trigger), tags=list(spec.tags),
         timeout_s=spec.timeout_s, memory_limit_mb=spec.memory_limit_mb, watchers=stored_watchers(spec.name),
         retries=spec.retries, retry_backoff_s=spec.retry_backoff_s, network=spec.network,
-        schema_policy=spec.schema_policy,
+        schema_policy=spec.schema_policy, queue=spec.queue or "",
     )
     draft.saved_fingerprint = fingerprint(draft)
     return draft
@@ -154,7 +157,7 @@ def _what_saving_changes(draft: FeedDraft, baseline: FeedDraft) -> dict:
     trigger, problems = form_trigger(draft)
     if problems:  # a half-filled trigger form is a change of its own
         changes["trigger_form"] = dict(draft.trigger_form)
-    for name in ("retries", "retry_backoff_s", "network", "schema_policy"):
+    for name in ("retries", "retry_backoff_s", "network", "schema_policy", "queue"):
         if changes.get(name) is None:
             changes[name] = getattr(baseline, name)
     watchers = draft.watchers if draft.watchers is not None else baseline.watchers
@@ -366,9 +369,21 @@ def destination_choices(draft: FeedDraft) -> list[DestinationChoice]:
     return choices
 
 
+def shown_queue(draft: FeedDraft) -> str:
+    """The queue the Destination stage shows: the draft's, else the stored feed's."""
+    if draft.queue is None:
+        draft.queue = (spec_of(get_feed(draft.original_name)).queue or "") if draft.mode == "edit" else ""
+    return draft.queue
+
+
+def _queue_problems(draft: FeedDraft) -> Problems:
+    queue = (draft.queue or "").strip() or None
+    return queue_problems(queue) or queues.pin_problems(queue, draft.destinations)
+
+
 def _destination_problems(draft: FeedDraft) -> Problems:
     if not draft.destinations:
-        return [("destinations", "choose at least one destination")]
+        return [("destinations", "choose at least one destination")] + _queue_problems(draft)
     by_name = {c.name: c for c in destination_choices(draft)}
     problems = []
     for name in draft.destinations:
@@ -377,7 +392,7 @@ def _destination_problems(draft: FeedDraft) -> Problems:
             problems.append(("destinations", f"{name!r} is not offered by this warehouse"))
         elif not choice.supported:
             problems.append(("destinations", f"{choice.title} {choice.reason}"))
-    return problems
+    return problems + _queue_problems(draft)
 
 
 def stored_watchers(feed_name: str) -> list[dict]:
@@ -445,6 +460,8 @@ def edited_fields(draft: FeedDraft) -> dict:
     for name in ("retries", "retry_backoff_s", "network", "schema_policy"):
         if getattr(draft, name) is not None:
             changes[name] = getattr(draft, name)
+    if draft.queue is not None:
+        changes["queue"] = draft.queue.strip() or None
     return changes
 
 

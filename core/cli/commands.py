@@ -180,12 +180,14 @@ feed_options = options(
     ("--schema-policy", {"type": click.Choice(["evolve", "freeze", "discard_new_columns"]),
                          "help": "a run whose records add or widen a column: evolve the table (default), "
                                  "freeze it (the run fails), or discard the new columns"}),
+    ("--queue", {"help": "the workers' queue its runs go to, with the celery executor (\"\" for the default); "
+                         "a feed loading into DuckDB or Parquet files runs on the app host's worker"}),
 )
 
 
 SIMPLE = {"connection": "connection", "load_type": "load_type", "timeout": "timeout_s", "memory": "memory_limit_mb",
           "retries": "retries", "retry_backoff": "retry_backoff_s", "max_rejected": "max_rejected_ratio",
-          "schema_policy": "schema_policy"}
+          "schema_policy": "schema_policy", "queue": "queue"}
 LISTS = {"dep": "dependencies", "primary_key": "primary_key", "destination": "destinations", "tag": "tags"}
 
 

@@ -62,8 +62,12 @@ class Dispatcher(LoopService):
                 offered.add(run.id)
                 if conn_id in full:  # it reached its cap earlier in this batch
                     continue
-                if self.executor.free_slots() <= 0 or not self.executor.submit(run.id):
+                if self.executor.free_slots() <= 0:
                     return started  # no slot for any run
+                # Refused: no room for this run (with the celery executor, in its feed's
+                # queue); the next run may have some.
+                if not self.executor.submit(run.id):
+                    continue
                 started.append(run.id)
                 if conn_id in caps:
                     busy[conn_id] += 1

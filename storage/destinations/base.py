@@ -92,6 +92,9 @@ class Capabilities:
     max_text_bytes: int | None = None  # longer strings are rejected (Redshift VARCHAR holds 65535 bytes)
     text_allows_nul: bool = True  # PostgreSQL and Redshift text cannot hold U+0000
     supports_schema_evolution: bool = True
+    # Its data is a file on the host that loads it (the app's data dir: the DuckDB file, the
+    # Parquet folder): only a process on the app's host can load it (core/queues.py).
+    local_files: bool = False
 
     @property
     def max_identifier_length(self) -> int:

@@ -73,7 +73,7 @@ def test_the_dispatcher_sends_each_queued_run_once_and_stopping_the_app_cancels_
     monkeypatch.setenv("TRIBUTARY_EXECUTOR", "celery")
     monkeypatch.setenv("TRIBUTARY_CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     sent = []
-    monkeypatch.setattr(celery_executor, "send", lambda run_id, url=None: sent.append(run_id))
+    monkeypatch.setattr(celery_executor, "send", lambda run_id, url=None, queue=None: sent.append(run_id))
     services = bootstrap.build(background=True, max_concurrent=1)  # at most one sent run unclaimed
     for name in ("a", "b"):
         create_feed(FeedSpec(name=name, script="from lib import outputStream\n"))

@@ -140,6 +140,7 @@ class DuckDBDestination(StreamingSqlDestination):
         json_type="JSON",
         identifiers=IdentifierRules(max_length=255, case_insensitive=True),
         widens_columns=True,
+        local_files=True,
     )
     dialect = DUCKDB
 

@@ -43,6 +43,7 @@ class ParquetDestination(Destination):
         load_types=frozenset({"incremental", "truncate_insert"}),
         json_type="JSON (text)",
         identifiers=IdentifierRules(max_length=255),
+        local_files=True,
     )
 
     def __init__(self, settings: Settings | None = None, root: Path | None = None,
