@@ -28,7 +28,7 @@ from core.feeds import FeedSpec, create_feed
 from core.log_chunks import stored_size
 from core.runs import FINAL_STATUSES, cancel_run, create_run, get_run, list_runs, read_log, read_log_tail
 from core.services import recovery
-from tests.distributed.conftest import ROOT, Apart
+from tests.distributed.conftest import ROOT, Apart, what_it_shares
 from tests.helpers import wait_until
 
 FEEDS = [f"feed{i}" for i in range(10)]
@@ -49,8 +49,9 @@ metadata.save({{"next": start + {RECORDS}}})
 """
 
 
-def _feed(counter, name: str, seconds: float = 0.5, **options) -> None:
-    create_feed(FeedSpec(name=name, script=_script(counter.url, name, seconds), destinations=["postgres"],
+def _feed(counter, name: str, seconds: float = 0.5, cluster=None, **options) -> None:
+    url = cluster.reach(counter.url) if cluster else counter.url  # as the cluster's workers reach it
+    create_feed(FeedSpec(name=name, script=_script(url, name, seconds), destinations=["postgres"],
                          **options))
 
 
@@ -65,9 +66,14 @@ def _rows(url: str, table: str) -> tuple:
                            ).fetchone()
 
 
+@pytest.mark.parametrize("cluster_hosts", [(None, None), (Apart("worker-a"), Apart("worker-b"))],
+                         ids=["on-this-host", "machines-of-their-own"])
 def test_twenty_runs_of_ten_feeds_execute_once_each_spread_over_both_workers(cluster, hit_counter):
+    if any(w.apart for w in cluster.workers):  # they share nothing but the store, broker and warehouse
+        assert [what_it_shares(cluster, w) for w in cluster.workers] == [
+            {"app data dir": False, "other workers": False, "host loopback": False}] * 2
     for name in FEEDS:
-        _feed(hit_counter, name)
+        _feed(hit_counter, name, cluster=cluster)
     app = bootstrap.build(background=True).start()  # this process as the app: the dispatcher sends
     try:
         run_ids = []
