@@ -34,7 +34,8 @@ class Executor(ABC):
 
     @abstractmethod
     def free_slots(self) -> int:
-        """How many more runs submit() would take now."""
+        """How many more runs submit() may take now: 0 when none at all. An executor with
+        room per queue (celery) says the room of a queue, and submit() answers for each run's."""
 
     @abstractmethod
     def shutdown(self, wait: bool = False) -> None:
