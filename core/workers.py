@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlmodel import delete, func, select, update
 
 from common.clock import aware, utcnow
-from common.process import died, worker_id
+from common.process import died, worker_fields, worker_id, worker_label  # noqa: F401 - readers' names
 from core.heartbeat import LEASE_STATUSES, heartbeat_s
 from storage.db import session_scope
 from storage.models import Run, WorkerPresence
@@ -52,24 +52,6 @@ class SeenWorker:
     @property
     def load(self) -> str:
         return f"{self.running} / {self.concurrency}"
-
-
-def worker_label(worker: str | None) -> str:
-    """A run's worker column (host:pid:start time) as people read it: "host (pid N)"."""
-    if not worker:
-        return ""
-    host, _, rest = worker.partition(":")
-    pid = rest.partition(":")[0]
-    return f"{host} (pid {pid})" if pid else host
-
-
-def worker_fields(worker: str | None) -> dict | None:
-    """A run's worker as JSON: its host and pid (None: no process took the run)."""
-    if not worker:
-        return None
-    host, _, rest = worker.partition(":")
-    pid = rest.partition(":")[0]
-    return {"host": host, "pid": int(pid) if pid.isdigit() else None}
 
 
 def running_count(worker: str) -> int:
