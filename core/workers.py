@@ -105,6 +105,27 @@ class Presence:
                 log.warning("worker %s: its presence could not be renewed: %s", self.name, exc)
 
 
+class Registered:
+    """A worker that runs inside another process (the app host's worker in the app, see
+    core/celery_executor.py), listed in the registry while it runs: the runs of feeds loading
+    into files on the app's host execute there, so Settings must not say no worker is up."""
+
+    def __init__(self, worker, queues: list[str]):
+        self.worker, self.queues = worker, list(queues)
+        self._presence: Presence | None = None
+
+    def start(self) -> "Registered":
+        self.worker.start()
+        self._presence = Presence(self.worker.hostname, self.queues, self.worker.concurrency).start()
+        return self
+
+    def stop(self) -> None:
+        if self._presence is not None:
+            self._presence.stop()
+            self._presence = None
+        self.worker.stop()
+
+
 def _forget_gone() -> None:
     """Remove the rows of workers not seen for a day, and of this host's dead processes."""
     with session_scope() as session:
@@ -137,7 +158,7 @@ def broker_health(url: str) -> dict:
     try:
         with Connection(url, connect_timeout=BROKER_TIMEOUT_S,
                         transport_options={"socket_timeout": BROKER_TIMEOUT_S, "max_retries": 0}) as connection:
-            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_S)
+            connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_S)  # one try: a refusal is said at once
     except Exception as exc:  # noqa: BLE001 - any failure to connect is "not reachable", said with why
         return {"url": shown, "reachable": False, "error": str(exc).replace(url, shown)}
     return {"url": shown, "reachable": True}
