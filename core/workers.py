@@ -17,8 +17,11 @@ import logging
 import os
 import socket
 import threading
+import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
+from pathlib import Path
 
 from sqlmodel import delete, func, select, update
 
@@ -33,7 +36,17 @@ log = logging.getLogger("tributary.workers")
 SEEN_WITHIN_S = 60
 FORGET_AFTER = timedelta(days=1)  # rows of workers gone this long are removed
 BROKER_TIMEOUT_S = 2.0  # a health check must answer even when the broker does not
-VERSION = "0.1.0"
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+@cache
+def project_version() -> str | None:
+    """The version this worker runs (pyproject's), so that Settings shows workers left behind
+    by an upgrade; None when the checkout has no pyproject (an image that left it out)."""
+    try:
+        return tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -84,7 +97,7 @@ class Presence:
             renewed = session.execute(update(WorkerPresence).where(WorkerPresence.id == self.id).values(**values))
             if renewed.rowcount == 0:
                 session.add(WorkerPresence(id=self.id, name=self.name, host=socket.gethostname(), pid=os.getpid(),
-                                           version=VERSION, **values))
+                                           version=project_version(), **values))
 
     def stop(self) -> None:
         """Stop renewing and leave the registry (readers no longer show this worker)."""
