@@ -50,7 +50,9 @@ async def health(_request: Request) -> JSONResponse:
         body = await asyncio.to_thread(housekeeping.health)
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not crash
         return JSONResponse({"status": "error", "error": str(exc)}, status_code=503)
-    return JSONResponse(body)
+    # 503 when something the app needs is down (the celery executor's broker): a load balancer
+    # or an orchestrator should see that this app cannot get runs executed, not just that it answers.
+    return JSONResponse(body, status_code=200 if body.get("status") == "ok" else 503)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -16,6 +16,7 @@ from app_pages.parts import schema_history
 from app_pages.parts.run_panel import render_run_log, run_seconds
 from core.run_details import attempts_of
 from common.errors import NotFound
+from common.process import worker_label
 from app_pages.view_models.feed_overview import STATUS_CHOICES
 from core.feeds import list_feeds
 from app_pages.view_models.queue_reasons import queue_reasons
@@ -58,6 +59,7 @@ def runs_table(runs, waiting: dict, shown: str | None) -> str | None:
     table = pd.DataFrame([{
         "Feed": r.feed_name, "Status": r.status, "Started": when(r.started_at or r.created_at),
         "Duration": duration(run_seconds(r)), "Records loaded": r.records_loaded, "Trigger": r.trigger,
+        "Worker": worker_label(r.worker),  # the process that executed it (none yet: queued)
         **({"Waiting for": waiting.get(r.id, "")} if waiting else {}), "Run": r.id,
     } for r in runs])
     # A new key when the rows change (a filter, a new run): the table then shows the run on
@@ -85,8 +87,9 @@ def facts(run) -> None:
     st.subheader(f"Run {run.id}", anchor=False)
     retry = f" (retry of {run.parent_run_id})" if run.parent_run_id else ""
     status_badge(run.status)  # above the facts: never squeezed into a narrow column
+    worker = f" · on worker {worker_label(run.worker)}" if run.worker else ""
     st.caption(f"Feed **{run.feed_name}** · trigger {run.trigger} · attempt {run.attempt}{retry} · "
-                  f"started {when(run.started_at)}")
+               f"started {when(run.started_at)}{worker}")
     took, written, loaded = st.columns(3)
     took.metric("Duration", duration(run_seconds(run)))
     written.metric("Records written", run.records_written)

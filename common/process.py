@@ -52,3 +52,20 @@ def died(worker: str | None) -> bool:
     """Whether work recorded with this worker_id() was left by a process of this host that
     no longer exists (nothing recorded: not judged)."""
     return bool(worker) and not alive(worker)
+
+
+def worker_label(worker: str | None) -> str:
+    """A run's worker column (host:pid:start time) as people read it: "host (pid N)"."""
+    fields = worker_fields(worker)
+    if fields is None:
+        return ""
+    return f"{fields['host']} (pid {fields['pid']})" if fields["pid"] is not None else fields["host"]
+
+
+def worker_fields(worker: str | None) -> dict | None:
+    """A run's worker as JSON: its host and pid (None: no process took the run)."""
+    if not worker:
+        return None
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    return {"host": host, "pid": int(pid) if pid.isdigit() else None}

@@ -38,7 +38,7 @@ from sqlmodel import select
 from common.clock import aware
 from common.errors import TributaryError
 from common.settings import Settings, get_settings, make_private
-from core import events
+from core import events, queues, workers
 from core.execution import RunExecutor
 from core.executors import Executor, executor_class
 from core.runs import RunOptions, cancel_run, create_run
@@ -246,7 +246,9 @@ def _app_host_worker(executor: Executor, run_executor: RunExecutor, settings: Se
     """The worker an executor that sends runs elsewhere keeps in the app for the runs that must
     execute on the app's host (the celery executor's AppHostWorker); None for the others."""
     make = getattr(executor, "app_host_worker", None)
-    return make(run_executor.execute, settings.max_concurrent_runs) if make is not None else None
+    if make is None:
+        return None
+    return workers.Registered(make(run_executor.execute, settings.max_concurrent_runs), [queues.APP_HOST_QUEUE])
 
 
 _current: Services | None = None

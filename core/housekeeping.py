@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from common.errors import TributaryError
 from common.settings import get_settings, make_private
-from core import bootstrap, feeds
+from core import bootstrap, feeds, workers
 from demo.api import DemoAPI
 from storage.db import get_engine
 
@@ -148,5 +148,20 @@ def health() -> dict:
     with get_engine().connect() as connection:
         connection.execute(text("SELECT 1"))
     settings = get_settings()
-    return {"status": "ok", "store": "ok", **status(), "runner": settings.runner,
-            "sandbox": isolation_status(settings).as_dict()}
+    body = {"status": "ok", "store": "ok", **status(), "runner": settings.runner,
+            "sandbox": isolation_status(settings).as_dict(), "executor": settings.executor}
+    if settings.executor == "celery":
+        body.update(_broker_health())
+    return body
+
+
+def _broker_health() -> dict:
+    """The broker (reachable or not, its URL masked) and the workers seen in the last minute.
+    A broker that does not answer makes the status say so: no run reaches a worker then."""
+    from core.celery_executor import broker_url
+
+    broker = workers.broker_health(broker_url())
+    found = {"broker": broker, "workers": len(workers.seen_workers())}
+    if not broker["reachable"]:
+        found.update(status="error", error=f"the broker at {broker['url']} is not reachable: {broker['error']}")
+    return found

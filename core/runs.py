@@ -35,6 +35,7 @@ from core.run_log import read_tail, tail_text
 from core.state import checked_state
 from storage.lookups import feed_by_name
 from core.watchers import delivery_views
+from common.process import worker_fields
 from storage.db import session_scope
 from storage.models import ActiveRun, FeedState, Run, utcnow
 
@@ -357,6 +358,7 @@ def run_view(run: Run) -> dict:
         "checkpoints": [{"at": c["at"], "records": c["records"], "state": c["state"]} for c in run.checkpoints or []],
         "options": run.options,  # a backfill's state, or a full refresh
         "requests": run.request_counts or {},  # the script's HTTP requests, retries, waits, bytes
+        "worker": worker_fields(run.worker),  # the process that executed it: host and pid
     }
 
 

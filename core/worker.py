@@ -43,6 +43,7 @@ from common.settings import Settings, get_settings
 from core import bootstrap, celery_executor, log_chunks, queues
 from core.heartbeat import heartbeat_s, stale_after_s
 from core.services.recovery import RecoveryService
+from core.workers import Presence
 from core.validation import queue_problems, raise_if
 
 log = logging.getLogger("tributary.worker")
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     celery_executor.serve(services.execute_run)
     log_chunks.ship_from_this_process()
     recovery = RecoveryService().start()
+    presence = Presence(_node_name(), consumed, concurrency).start()  # Settings' workers list
     log.info("worker %s: up to %d runs at a time from queue(s) %s, data dir %s", _node_name(), concurrency,
              ", ".join(consumed), settings.data_dir)
     try:
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             "--without-mingle",
         ])
     finally:
+        presence.stop()
         recovery.stop()
         services.stop()
     return 0

@@ -192,3 +192,22 @@ class Delivery(SQLModel, table=True):
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkerPresence(SQLModel, table=True):
+    """A worker process (core/worker.py) that says it is alive: renewed every few seconds by
+    the worker itself (core/workers.py), removed when it stops. Readers show the workers seen
+    lately, their queues and their load (runs executing / runs at a time)."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=128)  # common/process.py worker_id(): what its runs record
+    name: str = Field(max_length=200)  # the Celery node name
+    host: str = Field(max_length=128)
+    pid: int
+    queues: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    concurrency: int = 1
+    running: int = 0
+    version: Optional[str] = Field(default=None, max_length=40)
+    started_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow, index=True)

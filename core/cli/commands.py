@@ -23,6 +23,7 @@ from core import state as state_service
 from core.cli.inputs import check_auth_options, connection_input, json_object, read_file, read_text
 from core.cli.interrupt import CancelOnSignal
 from core.cli.output import Output, set_json, table
+from common.process import worker_label
 
 Result = tuple[object, str, int]
 RUN_STATUSES = runs_service.ACTIVE_STATUSES + runs_service.FINAL_STATUSES
@@ -400,6 +401,8 @@ def run_command(name: str, payload: str | None, from_state: str | None, commit_s
             run = run_with_retries(svc, name, body, guard, options)
     view = runs_service.run_view(run)
     text = f"run {run.id} {run.status}: {run.records_loaded} records loaded"
+    if run.worker:
+        text += f" (on {worker_label(run.worker)})"
     if run.error:
         text += f"\nerror: {run.error}"
     code = 0 if run.status == "succeeded" else 1
@@ -433,8 +436,11 @@ def runs_command(run_id: str | None, feed: str | None, status: str | None, limit
     if run_id:
         view = runs_service.run_view(runs_service.get_run(run_id))
         return view, json.dumps(view, indent=2), 0
-    views = [runs_service.run_view(r) for r in runs_service.list_runs(feed, limit, status)]
-    return views, table(views, ["id", "feed", "status", "started_at", "duration_s", "records_loaded", "error"]), 0
+    found = runs_service.list_runs(feed, limit, status)
+    views = [runs_service.run_view(r) for r in found]
+    rows = [{**view, "worker": worker_label(r.worker)} for view, r in zip(views, found)]
+    columns = ["id", "feed", "status", "worker", "started_at", "duration_s", "records_loaded", "error"]
+    return views, table(rows, columns), 0
 
 
 @cli.command("logs")

@@ -2,4 +2,4 @@
 can tell an up-to-date store with one query, without importing Alembic (a test keeps it in
 step with the revision files)."""
 
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"

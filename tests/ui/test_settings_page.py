@@ -57,7 +57,7 @@ def test_each_section_renders_from_the_environment(monkeypatch, tributary):
     monkeypatch.setenv("TRIBUTARY_MISFIRE_GRACE_S", "600")
     at = settings_page()
     assert [t.value for t in at.title] == ["Settings"]
-    assert [t.label for t in at.tabs] == ["Warehouse", "Runner", "Notifications", "Store and data"]
+    assert [t.label for t in at.tabs] == ["Warehouse", "Runner", "Workers", "Notifications", "Store and data"]
     shown = texts(at)
     assert "In use: Local (embedded DuckDB and Parquet)" in shown
     assert "destinations offered: DuckDB warehouse, Local Parquet files" in shown
