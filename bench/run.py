@@ -1,7 +1,7 @@
 """The one command behind `make bench`: Tributary's full run path against dlt and the floor,
 test-run latency per runner, the issue's targets, and the results written to bench/results/.
 
-    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency,commit,rest,start]
+    .venv/bin/python bench/run.py [--quick | --once] [--repeat 3] [--pairs 5] [--only floor,tributary,dlt,latency,commit,rest,start,distributed]
 
 Every throughput figure is the median of --repeat runs (3 by default); the floor's and
 Tributary's of --pairs runs (5 by default). The runs compared by the speed targets are taken in
@@ -35,7 +35,7 @@ import bench_floor  # noqa: E402
 import report  # noqa: E402
 
 SIZES = [report.SMALL, report.LARGE]
-SECTIONS = ("floor", "tributary", "dlt", "latency", "commit", "rest", "start")
+SECTIONS = ("floor", "tributary", "dlt", "latency", "commit", "rest", "start", "distributed")
 LATENCY_RUNS = 20
 # The floor ratio moves with a shared machine's speed: more pairs, a steadier median.
 PAIRS = 5
@@ -261,6 +261,12 @@ def run_start(results: dict, rounds: int) -> None:
     _subprocess_section(results, "start", [str(BENCH / "bench_start.py"), "--runs", str(rounds)])
 
 
+def run_distributed(results: dict) -> None:
+    print("\nIssue 20: 8 CPU-bound feeds (250,000 records each) with the local executor, one Celery worker and two; "
+          "enqueue-to-start and cancel latency", flush=True)
+    _subprocess_section(results, "distributed", [str(BENCH / "bench_distributed.py")])
+
+
 def run_latency(results: dict) -> None:
     print(f"\nTest-run latency: Peak's example against the demo API, {LATENCY_RUNS} warm runs per runner", flush=True)
     # Its own process: the measurement sets TRIBUTARY_* variables and imports the app.
@@ -359,6 +365,8 @@ def main() -> None:
         run_rest(results, args.repeat)
     if "start" in sections:
         run_start(results, args.repeat)
+    if "distributed" in sections:
+        run_distributed(results)
 
     results["finished_at"] = report.now_iso()
     results["elapsed_s"] = round(time.monotonic() - started, 1)
